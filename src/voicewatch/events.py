@@ -1,0 +1,413 @@
+"""The event log: atomic batch writes with live counters, and the event queries.
+
+``log_events`` is the one way events get stored. In a single transaction it
+inserts the new events (a duplicate ``event_id`` is skipped by the database's
+unique key, so two processes sending the same id at once still store it once),
+increments the minute-bucket counters for exactly the rows that were inserted,
+and moves each artifact's tracked state along. Either all of it lands or none.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, case, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from voicewatch import model
+from voicewatch.clock import minute_start, now_ms
+from voicewatch.store import read_connection, write_transaction
+from voicewatch.store.tables import (
+    PLATFORM,
+)
+from voicewatch.store.tables import (
+    voice_pipeline_artifact_states as states_t,
+)
+from voicewatch.store.tables import (
+    voice_pipeline_counters as counters_t,
+)
+from voicewatch.store.tables import (
+    voice_pipeline_events as events_t,
+)
+from voicewatch.validation import Invalid, validate_batch
+
+#: Counter types beyond the per-event-type ones (whose counter_type is the
+#: event type itself, total = sum of duration_ms).
+E2E_LATENCY = "e2e_latency"  # count = artifacts completed, total = sum of ms
+AI_COST = "ai_cost"  # count = cost-bearing events, total = sum of USD
+
+EVENT_COLUMNS: tuple[str, ...] = tuple(
+    c.name for c in events_t.columns if c.name not in ("id", "received_at")
+)
+_ALL_ROW_KEYS = (*EVENT_COLUMNS, "received_at")
+_TOP_LEVEL = tuple(f for f in model.EVENT_FIELDS if f != "metadata")
+
+
+@dataclass
+class LogResult:
+    """What happened to a batch: counts and the rejected items by index."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[Invalid] = field(default_factory=list)
+    accepted_ids: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": [{"index": r.index, "error": r.error} for r in self.rejected],
+        }
+
+
+def _insert(conn: Connection) -> Any:
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
+
+
+def log_events(
+    engine: Engine, batch: Sequence[Any], *, received_at: int | None = None
+) -> LogResult:
+    """Validate and store a batch of events with their counters, in one transaction.
+
+    Invalid items are reported by index and skipped; valid ones land. Events
+    whose ``event_id`` is already stored (or repeated in the batch) are counted
+    as duplicates and change nothing.
+    """
+    rows, invalid = validate_batch(list(batch))
+    result = LogResult(rejected=invalid)
+    if not rows:
+        return result
+    stamp = now_ms() if received_at is None else received_at
+    unique: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        unique.setdefault(row["event_id"], row)
+    # A fixed order (by event_id) means two writers lock rows in the same order.
+    ordered = [unique[k] for k in sorted(unique)]
+    full_rows = [{k: row.get(k) for k in EVENT_COLUMNS} | {"received_at": stamp} for row in ordered]
+    with write_transaction(engine) as conn:
+        stmt = (
+            _insert(conn)(events_t)
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(events_t.c.event_id)
+        )
+        inserted_ids = {r[0] for r in conn.execute(stmt, full_rows)}
+        inserted = [row for row in ordered if row["event_id"] in inserted_ids]
+        if inserted:
+            e2e = _advance_artifact_states(conn, inserted)
+            _increment_counters(conn, inserted, e2e)
+    result.accepted = len(inserted)
+    result.duplicates = len(rows) - len(inserted)
+    result.accepted_ids = [row["event_id"] for row in inserted]
+    return result
+
+
+# --- counters -------------------------------------------------------------------
+
+
+def _increment_counters(
+    conn: Connection, rows: list[dict[str, Any]], e2e_ms: dict[str, float]
+) -> None:
+    """Add the inserted events to their minute buckets, platform-wide and per organization."""
+    deltas: dict[tuple[str, int, str, str], list[float]] = defaultdict(lambda: [0, 0.0])
+
+    def add(scope: str, bucket: int, counter: str, stage: str, total: float) -> None:
+        cell = deltas[(scope, bucket, counter, stage)]
+        cell[0] += 1
+        cell[1] += total
+
+    for row in rows:
+        bucket = minute_start(row["timestamp"])
+        scopes = [PLATFORM]
+        if row.get("organization_id"):
+            scopes.append(row["organization_id"])
+        stage = row.get("pipeline_stage") or ""
+        for scope in scopes:
+            add(scope, bucket, row["event_type"], stage, row.get("duration_ms") or 0.0)
+            if row.get("ai_cost") is not None:
+                add(scope, bucket, AI_COST, "", row["ai_cost"])
+            if row["event_id"] in e2e_ms:
+                add(scope, bucket, E2E_LATENCY, "", e2e_ms[row["event_id"]])
+    values = [
+        {
+            "scope": scope,
+            "bucket_start": bucket,
+            "counter_type": counter,
+            "pipeline_stage": stage,
+            "count": int(cell[0]),
+            "total": float(cell[1]),
+        }
+        for (scope, bucket, counter, stage), cell in sorted(deltas.items())
+    ]
+    insert = _insert(conn)(counters_t)
+    stmt = insert.on_conflict_do_update(
+        index_elements=["scope", "bucket_start", "counter_type", "pipeline_stage"],
+        set_={
+            "count": counters_t.c.count + insert.excluded.count,
+            "total": counters_t.c.total + insert.excluded.total,
+        },
+    )
+    conn.execute(stmt, values)
+
+
+# --- artifact states --------------------------------------------------------------
+
+_TERMINAL = {
+    "artifact_completed": model.TrackedState.COMPLETED,
+    "artifact_failed": model.TrackedState.FAILED,
+}
+
+
+def _advance_artifact_states(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Fold the batch's events onto each artifact's tracked state.
+
+    Returns the end-to-end latency (ms) of each ``artifact_completed`` event,
+    keyed by event id: its timestamp minus the artifact's ``artifact_received``
+    timestamp, or its own ``duration_ms`` when the receipt was never seen.
+    """
+    by_artifact: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if row.get("artifact_id"):
+            by_artifact[row["artifact_id"]].append(row)
+    if not by_artifact:
+        return {}
+    ids = sorted(by_artifact)
+    existing: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for found in conn.execute(select(states_t).where(states_t.c.artifact_id.in_(chunk))):
+            existing[found.artifact_id] = dict(found._mapping)
+    e2e: dict[str, float] = {}
+    updates = []
+    for artifact_id in ids:
+        state = existing.get(artifact_id) or {
+            "artifact_id": artifact_id,
+            "organization_id": None,
+            "coach_user_id": None,
+            "state": model.TrackedState.IN_FLIGHT.value,
+            "current_stage": None,
+            "last_event_type": "",
+            "error_message": None,
+            "received_at": None,
+            "updated_at": 0,
+        }
+        for row in sorted(by_artifact[artifact_id], key=lambda r: (r["timestamp"], r["event_id"])):
+            _fold(state, row, e2e)
+        updates.append(state)
+    insert = _insert(conn)(states_t)
+    newer = insert.excluded.updated_at >= states_t.c.updated_at
+
+    def guarded(column: str) -> Any:
+        return case((newer, getattr(insert.excluded, column)), else_=states_t.c[column])
+
+    stmt = insert.on_conflict_do_update(
+        index_elements=["artifact_id"],
+        set_={
+            "organization_id": func.coalesce(
+                insert.excluded.organization_id, states_t.c.organization_id
+            ),
+            "coach_user_id": func.coalesce(insert.excluded.coach_user_id, states_t.c.coach_user_id),
+            "received_at": func.coalesce(states_t.c.received_at, insert.excluded.received_at),
+            "state": guarded("state"),
+            "current_stage": guarded("current_stage"),
+            "last_event_type": guarded("last_event_type"),
+            "error_message": guarded("error_message"),
+            "updated_at": func.greatest(insert.excluded.updated_at, states_t.c.updated_at)
+            if conn.dialect.name == "postgresql"
+            else func.max(insert.excluded.updated_at, states_t.c.updated_at),
+        },
+    )
+    conn.execute(stmt, updates)
+    return e2e
+
+
+def _fold(state: dict[str, Any], row: dict[str, Any], e2e: dict[str, float]) -> None:
+    event_type = row["event_type"]
+    ts = row["timestamp"]
+    state["organization_id"] = state["organization_id"] or row.get("organization_id")
+    state["coach_user_id"] = state["coach_user_id"] or row.get("coach_user_id")
+    if event_type == "artifact_received" and state["received_at"] is None:
+        state["received_at"] = ts
+    if event_type == "artifact_completed":
+        if state["received_at"] is not None:
+            e2e[row["event_id"]] = float(max(0, ts - state["received_at"]))
+        elif row.get("duration_ms") is not None:
+            e2e[row["event_id"]] = float(row["duration_ms"])
+    if ts < state["updated_at"]:
+        return  # an older event arriving late never moves the state back
+    state["updated_at"] = ts
+    state["last_event_type"] = event_type
+    if row.get("pipeline_stage"):
+        state["current_stage"] = row["pipeline_stage"]
+    if event_type in _TERMINAL:
+        state["state"] = _TERMINAL[event_type].value
+        state["error_message"] = (
+            row.get("error_message") if event_type == "artifact_failed" else None
+        )
+    elif event_type in ("artifact_received", "retry_initiated") or event_type.endswith("_started"):
+        state["state"] = model.TrackedState.IN_FLIGHT.value
+        state["error_message"] = None
+
+
+# --- reading events -----------------------------------------------------------------
+
+
+def event_to_dict(row: Any) -> dict[str, Any]:
+    """An event row as the API shows it: the seed's fields with ``metadata`` nested."""
+    mapping = row._mapping if hasattr(row, "_mapping") else row
+    out: dict[str, Any] = {k: mapping[k] for k in _TOP_LEVEL}
+    meta = {k: mapping[k] for k in model.METADATA_FIELDS if mapping[k] is not None}
+    out["metadata"] = meta
+    out["received_at"] = mapping["received_at"]
+    return out
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Filters of the event log (all optional; times are epoch ms, ``until`` exclusive)."""
+
+    event_types: tuple[str, ...] = ()
+    pipeline_stage: str | None = None
+    organization_id: str | None = None
+    artifact_id: str | None = None
+    errors_only: bool = False
+    since: int | None = None
+    until: int | None = None
+
+    def conditions(self) -> list[Any]:
+        conds: list[Any] = []
+        if self.event_types:
+            conds.append(events_t.c.event_type.in_(self.event_types))
+        if self.pipeline_stage:
+            conds.append(events_t.c.pipeline_stage == self.pipeline_stage)
+        if self.organization_id:
+            conds.append(events_t.c.organization_id == self.organization_id)
+        if self.artifact_id:
+            conds.append(events_t.c.artifact_id == self.artifact_id)
+        if self.errors_only:
+            conds.append(
+                or_(
+                    events_t.c.event_type.in_(sorted(model.FAILURE_EVENT_TYPES)),
+                    events_t.c.error_code.is_not(None),
+                    events_t.c.error_message.is_not(None),
+                )
+            )
+        if self.since is not None:
+            conds.append(events_t.c.timestamp >= self.since)
+        if self.until is not None:
+            conds.append(events_t.c.timestamp < self.until)
+        return conds
+
+
+class CursorError(ValueError):
+    """The pagination cursor is not one this server handed out."""
+
+
+def encode_cursor(timestamp: int, row_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{timestamp}:{row_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        ts_text, id_text = base64.urlsafe_b64decode(padded.encode()).decode().split(":")
+        return int(ts_text), int(id_text)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise CursorError("invalid cursor") from exc
+
+
+def recent_events(
+    engine: Engine,
+    filters: EventFilter | None = None,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Events newest first, one page at a time; returns the items and the next cursor."""
+    filters = filters or EventFilter()
+    conds = filters.conditions()
+    if cursor:
+        ts, row_id = decode_cursor(cursor)
+        conds.append(
+            or_(
+                events_t.c.timestamp < ts,
+                and_(events_t.c.timestamp == ts, events_t.c.id < row_id),
+            )
+        )
+    query = (
+        select(events_t)
+        .where(*conds)
+        .order_by(events_t.c.timestamp.desc(), events_t.c.id.desc())
+        .limit(limit + 1)
+    )
+    with read_connection(engine) as conn:
+        rows = conn.execute(query).fetchall()
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].timestamp, rows[-1].id)
+    return [event_to_dict(r) for r in rows], next_cursor
+
+
+def iter_events(
+    engine: Engine, filters: EventFilter, *, page: int = 1000
+) -> Iterable[dict[str, Any]]:
+    """Every event matching ``filters``, newest first, fetched a page at a time (for exports)."""
+    cursor: str | None = None
+    while True:
+        items, cursor = recent_events(engine, filters, limit=page, cursor=cursor)
+        yield from items
+        if cursor is None:
+            return
+
+
+def artifact_timeline(
+    engine: Engine, artifact_id: str, *, limit: int = 2000
+) -> list[dict[str, Any]]:
+    """One artifact's events, oldest first (bounded: an artifact has tens of events)."""
+    query = (
+        select(events_t)
+        .where(events_t.c.artifact_id == artifact_id)
+        .order_by(events_t.c.timestamp, events_t.c.id)
+        .limit(limit)
+    )
+    with read_connection(engine) as conn:
+        return [event_to_dict(r) for r in conn.execute(query)]
+
+
+def _artifacts_in_state(
+    engine: Engine, state: model.TrackedState, limit: int, organization_id: str | None
+) -> list[dict[str, Any]]:
+    query = select(states_t).where(states_t.c.state == state.value)
+    if organization_id:
+        query = query.where(states_t.c.organization_id == organization_id)
+    query = query.order_by(states_t.c.updated_at.desc()).limit(limit)
+    with read_connection(engine) as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def artifacts_in_flight(
+    engine: Engine, *, limit: int = 100, organization_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Artifacts received but neither completed nor failed, most recently active first."""
+    return _artifacts_in_state(engine, model.TrackedState.IN_FLIGHT, limit, organization_id)
+
+
+def failed_artifacts(
+    engine: Engine, *, limit: int = 100, organization_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Artifacts whose latest lifecycle event is ``artifact_failed``, newest first."""
+    return _artifacts_in_state(engine, model.TrackedState.FAILED, limit, organization_id)
+
+
+def count_in_flight(engine: Engine, organization_id: str | None = None) -> int:
+    """How many artifacts are in flight (an index count over the in-flight rows only)."""
+    query = select(func.count()).where(states_t.c.state == model.TrackedState.IN_FLIGHT.value)
+    if organization_id:
+        query = query.where(states_t.c.organization_id == organization_id)
+    with read_connection(engine) as conn:
+        return int(conn.execute(query).scalar_one())

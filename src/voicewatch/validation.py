@@ -1,0 +1,166 @@
+"""Validation of incoming events, one item at a time.
+
+``validate_event`` turns one JSON-like item into a flat row for the events
+table, or says in one line what is wrong with it. A bad item never spoils its
+batch: the caller keeps the good rows and reports the bad ones by index.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from voicewatch import model
+
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@\-]*$")
+_STAGES = frozenset(s.value for s in model.Stage)
+_STRING_FIELDS: dict[str, int] = {
+    "artifact_id": model.ID_MAX_LEN,
+    "voice_note_id": model.ID_MAX_LEN,
+    "organization_id": model.ID_MAX_LEN,
+    "coach_user_id": model.ID_MAX_LEN,
+    "previous_status": model.STATUS_MAX_LEN,
+    "new_status": model.STATUS_MAX_LEN,
+    "error_message": model.ERROR_MESSAGE_MAX_LEN,
+    "error_code": model.ERROR_CODE_MAX_LEN,
+}
+_TIME_FIELDS = ("stage_started_at", "stage_completed_at")
+# 2000-01-01 .. 2200-01-01: anything outside is a unit mistake (seconds, µs).
+MIN_TIMESTAMP_MS = 946_684_800_000
+MAX_TIMESTAMP_MS = 7_258_118_400_000
+
+
+class EventError(ValueError):
+    """One item is not a valid event; the message says why, in one line."""
+
+
+@dataclass(frozen=True)
+class Invalid:
+    index: int
+    error: str
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _finite(name: str, value: Any) -> float:
+    if not _is_number(value):
+        raise EventError(f"{name} must be a number")
+    if not math.isfinite(value):
+        raise EventError(f"{name} must be finite")
+    return float(value)
+
+
+def _epoch_ms(name: str, value: Any) -> int:
+    number = _finite(name, value)
+    if not MIN_TIMESTAMP_MS <= number <= MAX_TIMESTAMP_MS:
+        raise EventError(f"{name} must be epoch milliseconds (UTC) between 2000 and 2200")
+    return int(number)
+
+
+def _string(name: str, value: Any, max_len: int) -> str:
+    if not isinstance(value, str):
+        raise EventError(f"{name} must be a string")
+    if len(value) > max_len:
+        raise EventError(f"{name} is longer than {max_len} characters")
+    if "\x00" in value:
+        raise EventError(f"{name} must not contain NUL characters")
+    return value
+
+
+def _identifier(name: str, value: Any) -> str:
+    text = _string(name, value, model.ID_MAX_LEN)
+    if not _ID_RE.match(text):
+        raise EventError(f"{name} must be letters, digits and _ . : @ - (not starting with one)")
+    return text
+
+
+def _metadata(value: Any, row: dict[str, Any]) -> None:
+    if not isinstance(value, dict):
+        raise EventError("metadata must be an object")
+    unknown = sorted(set(value) - set(model.METADATA_FIELDS))
+    if unknown:
+        raise EventError(f"unknown metadata field: {unknown[0]}")
+    for key, item in value.items():
+        if item is None:
+            continue
+        kind = model.METADATA_FIELDS[key]
+        if kind == "str":
+            row[key] = _string(f"metadata.{key}", item, model.ID_MAX_LEN)
+            continue
+        number = _finite(f"metadata.{key}", item)
+        if number < 0:
+            raise EventError(f"metadata.{key} must not be negative")
+        if kind == "int":
+            if number != int(number):
+                raise EventError(f"metadata.{key} must be a whole number")
+            if number > 2**31 - 1:
+                raise EventError(f"metadata.{key} is too large")
+            row[key] = int(number)
+        else:
+            if key == "confidence_score" and number > 1:
+                raise EventError("metadata.confidence_score must be between 0 and 1")
+            row[key] = number
+
+
+def validate_event(item: Any) -> dict[str, Any]:
+    """Check one event and return its flat row (without ``received_at``).
+
+    :raises EventError: with a one-line reason when the item is not valid.
+    """
+    if not isinstance(item, dict):
+        raise EventError("an event must be a JSON object")
+    unknown = sorted(set(item) - set(model.EVENT_FIELDS))
+    if unknown:
+        raise EventError(f"unknown field: {unknown[0][:64]}")
+    for required in ("event_id", "event_type", "timestamp"):
+        if item.get(required) is None:
+            raise EventError(f"{required} is required")
+    row: dict[str, Any] = {"event_id": _identifier("event_id", item["event_id"])}
+    event_type = item["event_type"]
+    if not isinstance(event_type, str) or event_type not in model.EVENT_TYPE_NAMES:
+        shown = event_type[:64] if isinstance(event_type, str) else type(event_type).__name__
+        raise EventError(f"unknown event_type: {shown}")
+    row["event_type"] = event_type
+    row["timestamp"] = _epoch_ms("timestamp", item["timestamp"])
+    for name, max_len in _STRING_FIELDS.items():
+        value = item.get(name)
+        if value is not None:
+            row[name] = _string(name, value, max_len)
+    stage = item.get("pipeline_stage")
+    if stage is not None:
+        if stage not in _STAGES:
+            shown = stage[:64] if isinstance(stage, str) else type(stage).__name__
+            raise EventError(f"unknown pipeline_stage: {shown}")
+        row["pipeline_stage"] = stage
+    elif (default_stage := model.EVENT_TYPES_BY_NAME[event_type].stage) is not None:
+        row["pipeline_stage"] = default_stage.value
+    for name in _TIME_FIELDS:
+        if item.get(name) is not None:
+            row[name] = _epoch_ms(name, item[name])
+    duration = item.get("duration_ms")
+    if duration is not None:
+        number = _finite("duration_ms", duration)
+        if number < 0:
+            raise EventError("duration_ms must not be negative")
+        if number > 30 * 86_400_000:
+            raise EventError("duration_ms is longer than 30 days")
+        row["duration_ms"] = number
+    if item.get("metadata") is not None:
+        _metadata(item["metadata"], row)
+    return row
+
+
+def validate_batch(items: list[Any]) -> tuple[list[dict[str, Any]], list[Invalid]]:
+    """Split a batch into valid rows and per-index errors."""
+    rows: list[dict[str, Any]] = []
+    invalid: list[Invalid] = []
+    for index, item in enumerate(items):
+        try:
+            rows.append(validate_event(item))
+        except EventError as exc:
+            invalid.append(Invalid(index, str(exc)))
+    return rows, invalid
