@@ -104,3 +104,60 @@ def sqlite_url(tmp_path: Path) -> str:
     migrate(eng)
     eng.dispose()
     return url
+
+
+# --- a real server over HTTP ------------------------------------------------------
+
+
+class LiveServer:
+    """A voicewatch server on a random loopback port, run by uvicorn in a thread."""
+
+    def __init__(self, db_url: str, **settings: object) -> None:
+        import socket
+        import threading
+
+        import uvicorn
+
+        from voicewatch.auth import create_token
+        from voicewatch.config import Settings
+        from voicewatch.web.app import create_app
+
+        self.settings = Settings(database_url=db_url, **settings)  # type: ignore[arg-type]
+        self.app = create_app(self.settings)
+        self.engine: Engine = self.app.state.engine
+        self.staff_token = create_token(self.engine, scope="staff", name="test staff")
+        self.ingest_token = create_token(self.engine, scope="ingest", name="test ingest")
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="on")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+        self._thread.start()
+        import time
+
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+
+    def headers(self, token: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token or self.staff_token}"}
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+        self.engine.dispose()
+
+
+@pytest.fixture
+def live_server(db_url: str) -> Iterator[LiveServer]:
+    """A real server over HTTP on SQLite and on PostgreSQL."""
+    server = LiveServer(db_url)
+    yield server
+    server.stop()

@@ -49,9 +49,13 @@ def _is_number(value: Any) -> bool:
 def _finite(name: str, value: Any) -> float:
     if not _is_number(value):
         raise EventError(f"{name} must be a number")
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError as exc:
+        raise EventError(f"{name} is too large") from exc
+    if not math.isfinite(number):
         raise EventError(f"{name} must be finite")
-    return float(value)
+    return number
 
 
 def _epoch_ms(name: str, value: Any) -> int:

@@ -1,0 +1,237 @@
+"""The ``voicewatch`` command: thin loops over library calls (see CONTRACT.md).
+
+Exit codes: 0 on success, 2 on bad usage, 1 on failure with a one-line error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from sqlalchemy import Engine
+
+from voicewatch.config import Settings
+
+app = typer.Typer(
+    name="voicewatch",
+    help="voicewatch: the voice-note pipeline for coaches and the harness that watches it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str) -> None:
+    """Print a one-line error and exit 1."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def one_line_errors(func: F) -> F:
+    """Turn any unexpected exception into ``error: ...`` on one line and exit code 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            fail(f"{first_line[:300]}")
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Database URL (env VOICEWATCH_DATABASE_URL)."),
+    ] = None,
+    queue: Annotated[
+        str | None,
+        typer.Option("--queue", help="Task queue URL (env VOICEWATCH_QUEUE_URL)."),
+    ] = None,
+) -> None:
+    """Global options shared by every command."""
+    ctx.obj = Settings.from_env(database_url=db, queue_url=queue)
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    return ctx.obj  # type: ignore[no-any-return]
+
+
+def engine_of(ctx: typer.Context) -> Engine:
+    from voicewatch.store import open_store
+
+    settings = settings_of(ctx)
+    return open_store(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+
+
+@app.command()
+@one_line_errors
+def migrate(ctx: typer.Context) -> None:
+    """Create or upgrade the schema.
+
+    Example: voicewatch --db postgresql://postgres@127.0.0.1/voicewatch migrate
+    """
+    engine_of(ctx)
+    typer.echo("schema is up to date")
+
+
+@app.command("create-token")
+@one_line_errors
+def create_token(
+    ctx: typer.Context,
+    scope: Annotated[str, typer.Option(help="ingest (send only) or staff (read too).")],
+    name: Annotated[str, typer.Option(help="A label to recognise the token by.")] = "",
+) -> None:
+    """Print a new API token once, alone on the last line.
+
+    Example: voicewatch create-token --scope ingest --name pipeline
+    """
+    from voicewatch.auth import create_token as make_token
+    from voicewatch.model import TokenScope
+
+    if scope not in {s.value for s in TokenScope}:
+        raise typer.BadParameter("must be 'ingest' or 'staff'", param_hint="--scope")
+    token = make_token(engine_of(ctx), scope=scope, name=name)
+    typer.echo(f"created a {scope} token; it is shown only once:")
+    typer.echo(token)
+
+
+@app.command("create-staff")
+@one_line_errors
+def create_staff(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The staff member's email (their login).")],
+    password: Annotated[
+        str | None, typer.Option(help="At least 8 characters; asked for when omitted.")
+    ] = None,
+) -> None:
+    """Create a platform-staff account (or reset its password).
+
+    Example: voicewatch create-staff ops@club.example --password 'long passphrase'
+    """
+    from voicewatch.auth import create_staff as make_staff
+
+    if password is None:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    user_id = make_staff(engine_of(ctx), email, password)
+    typer.echo(f"staff account {email} ready ({user_id})")
+
+
+@app.command()
+@one_line_errors
+def ingest(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="JSON lines, one event per line.")],
+    batch_size: Annotated[int, typer.Option(min=1, max=1000)] = 1000,
+) -> None:
+    """Load events from a JSON-lines file, with a progress bar.
+
+    Bad lines are reported by line number; every good line lands.
+    Example: voicewatch ingest events.jsonl
+    """
+    from voicewatch.ingest_file import ingest_jsonl
+
+    if not file.is_file():
+        fail(f"no such file: {file}")
+    report = ingest_jsonl(engine_of(ctx), file, batch_size=batch_size, progress=True)
+    for line_no, error in report.errors[:20]:
+        typer.echo(f"line {line_no}: {error}", err=True)
+    if len(report.errors) > 20:
+        typer.echo(f"... and {len(report.errors) - 20} more bad lines", err=True)
+    typer.echo(
+        f"accepted {report.accepted}, duplicates {report.duplicates}, "
+        f"rejected {len(report.errors)} (of {report.lines} lines)"
+    )
+    if report.lines and report.accepted + report.duplicates == 0:
+        raise typer.Exit(1)
+
+
+@app.command()
+@one_line_errors
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+) -> None:
+    """Serve the dashboard and the JSON API.
+
+    Example: voicewatch serve --host 0.0.0.0 --port 8000
+    """
+    import uvicorn
+
+    from voicewatch.web.app import create_app
+
+    settings = settings_of(ctx)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@app.command()
+@one_line_errors
+def demo(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    rate: Annotated[float, typer.Option(help="Simulated notes per second.")] = 1.0,
+) -> None:
+    """Serve a seeded database with simulated traffic, and print the URL and a login.
+
+    Example: voicewatch demo --port 8000
+    """
+    from voicewatch.demo import run_demo
+
+    run_demo(settings_of(ctx), port=port, rate=rate)
+
+
+@app.command()
+@one_line_errors
+def get(
+    ctx: typer.Context,
+    path: Annotated[str, typer.Argument(help="An API path, e.g. /api/v1/metrics/realtime")],
+) -> None:
+    """Call the API in-process as staff, without a server, and print the JSON.
+
+    Example: voicewatch get /api/v1/events?limit=5
+    """
+    from fastapi.testclient import TestClient
+
+    from voicewatch.auth import Principal
+    from voicewatch.model import TokenScope
+    from voicewatch.web.app import create_app
+
+    settings = settings_of(ctx)
+    web = create_app(settings)
+
+    @web.middleware("http")
+    async def _as_staff(request: Any, call_next: Any) -> Any:
+        request.state.principal = Principal("cli", TokenScope.STAFF, "session")
+        return await call_next(request)
+
+    with TestClient(web) as client:
+        response = client.get(path)
+    typer.echo(
+        json.dumps(response.json(), indent=2)
+        if "json" in response.headers.get("content-type", "")
+        else response.text
+    )
+    if response.status_code >= 400:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

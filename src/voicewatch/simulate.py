@@ -1,0 +1,156 @@
+"""Realistic traffic: event streams as the pipeline would emit them.
+
+``artifact_events`` writes the whole event story of one voice note, with
+realistic stage durations and metadata, for seeding the demo, benchmarks and
+load tests without running the pipeline itself.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from typing import Any
+
+DEMO_ORGANIZATIONS: tuple[tuple[str, str], ...] = (
+    ("org_clg", "Clonmore GAA"),
+    ("org_rvfc", "Riverside FC"),
+    ("org_hrc", "Harbour Rugby Club"),
+)
+
+# (stage, started type, completed type, median ms)
+_STAGES: tuple[tuple[str, str, str, int], ...] = (
+    ("transcription", "transcription_started", "transcription_completed", 4200),
+    ("claims_extraction", "claims_extraction_started", "claims_extracted", 3100),
+    ("entity_resolution", "entity_resolution_started", "entity_resolution_completed", 600),
+    ("draft_generation", "draft_generation_started", "drafts_generated", 2400),
+)
+_FAILED_TYPE = {
+    "transcription": "transcription_failed",
+    "claims_extraction": "claims_extraction_failed",
+}
+
+
+def _event(event_type: str, ts: int, base: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": event_type,
+        "timestamp": ts,
+        **base,
+        **fields,
+    }
+
+
+def artifact_events(
+    rng: random.Random,
+    *,
+    start_ms: int,
+    organization_id: str,
+    coach_user_id: str,
+    artifact_id: str | None = None,
+    fail_at: str | None = None,
+) -> list[dict[str, Any]]:
+    """The events of one artifact from receipt to completion (or failure at ``fail_at``)."""
+    artifact_id = artifact_id or f"art_{uuid.uuid4().hex[:16]}"
+    base = {
+        "artifact_id": artifact_id,
+        "organization_id": organization_id,
+        "coach_user_id": coach_user_id,
+    }
+    ts = start_ms
+    out = [_event("artifact_received", ts, base, pipeline_stage="ingestion", new_status="received")]
+    claims = rng.randint(1, 7)
+    for stage, started, completed, median in _STAGES:
+        ts += rng.randint(5, 400)
+        out.append(_event(started, ts, base, pipeline_stage=stage, stage_started_at=ts))
+        duration = max(20, int(rng.lognormvariate(0, 0.45) * median))
+        begin, ts = ts, ts + duration
+        if stage == fail_at:
+            out.append(
+                _event(
+                    _FAILED_TYPE.get(stage, "artifact_failed"),
+                    ts,
+                    base,
+                    pipeline_stage=stage,
+                    duration_ms=duration,
+                    error_message=f"{stage} provider timed out",
+                    error_code="provider_timeout",
+                )
+            )
+            if stage in _FAILED_TYPE:
+                out.append(
+                    _event(
+                        "artifact_failed",
+                        ts + 1,
+                        base,
+                        pipeline_stage=stage,
+                        error_message=f"{stage} provider timed out",
+                        error_code="provider_timeout",
+                        new_status="failed",
+                    )
+                )
+            return out
+        meta: dict[str, Any] = {}
+        if stage == "transcription":
+            words = rng.randint(20, 180)
+            meta = {
+                "confidence_score": round(rng.uniform(0.78, 0.99), 3),
+                "transcript_duration": round(words / 2.4, 1),
+                "transcript_word_count": words,
+                "ai_model": "whisper-1",
+                "ai_cost": round(words / 2.4 / 60 * 0.006, 6),
+            }
+        elif stage == "claims_extraction":
+            meta = {
+                "claim_count": claims,
+                "confidence_score": round(rng.uniform(0.6, 0.97), 3),
+                "ai_model": "gpt-4o-mini",
+                "ai_cost": round(rng.uniform(0.0004, 0.003), 6),
+            }
+        elif stage == "entity_resolution":
+            disambiguations = rng.choice((0, 0, 0, 1)) if claims > 1 else 0
+            meta = {"entity_count": claims, "disambiguation_count": disambiguations}
+            if disambiguations:
+                completed = "entity_needs_disambiguation"
+        else:
+            meta = {"draft_count": claims, "confidence_score": round(rng.uniform(0.6, 0.95), 3)}
+        out.append(
+            _event(
+                completed,
+                ts,
+                base,
+                pipeline_stage=stage,
+                stage_started_at=begin,
+                stage_completed_at=ts,
+                duration_ms=duration,
+                metadata=meta,
+            )
+        )
+    ts += rng.randint(1, 50)
+    out.append(_event("artifact_completed", ts, base, new_status="completed"))
+    return out
+
+
+def traffic(
+    rng: random.Random,
+    *,
+    artifacts: int,
+    start_ms: int,
+    end_ms: int,
+    failure_rate: float = 0.05,
+) -> list[dict[str, Any]]:
+    """Events of ``artifacts`` artifacts spread over [start_ms, end_ms)."""
+    out: list[dict[str, Any]] = []
+    stages = [s[0] for s in _STAGES]
+    for _ in range(artifacts):
+        org_id = rng.choice(DEMO_ORGANIZATIONS)[0]
+        fail_at = rng.choice(stages) if rng.random() < failure_rate else None
+        out.extend(
+            artifact_events(
+                rng,
+                start_ms=rng.randrange(start_ms, max(start_ms + 1, end_ms)),
+                organization_id=org_id,
+                coach_user_id=f"coach_{org_id[4:]}_{rng.randint(1, 4)}",
+                fail_at=fail_at,
+            )
+        )
+    return out

@@ -1,0 +1,173 @@
+"""``/api/v1/events``: ingest (POST), the event log (GET) and its CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy import Engine
+
+from voicewatch import events, model
+from voicewatch.auth import Principal
+from voicewatch.web.body import parse_json, read_limited, require_json_content_type
+from voicewatch.web.deps import get_engine, get_settings, require_ingest, require_staff
+from voicewatch.web.errors import ApiError
+
+router = APIRouter(prefix="/api/v1", tags=["events"])
+
+_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["event_id", "event_type", "timestamp"],
+    "properties": {
+        "event_id": {"type": "string", "maxLength": model.ID_MAX_LEN},
+        "event_type": {"type": "string", "enum": sorted(model.EVENT_TYPE_NAMES)},
+        "timestamp": {"type": "integer", "description": "epoch ms, UTC"},
+        "pipeline_stage": {"type": "string", "enum": [s.value for s in model.Stage]},
+        "metadata": {"type": "object"},
+    },
+    "additionalProperties": True,
+}
+_INGEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        _EVENT_SCHEMA,
+                        {"type": "array", "items": _EVENT_SCHEMA, "maxItems": 1000},
+                    ]
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/events", openapi_extra=_INGEST_BODY, summary="Send one event or a batch")
+async def post_events(
+    request: Request, _principal: Annotated[Principal, Depends(require_ingest)]
+) -> JSONResponse:
+    """Store events; each bad item is reported by index while the good ones land."""
+    require_json_content_type(request)
+    body = await read_limited(request, get_settings(request).max_body_bytes)
+    payload = parse_json(body)
+    if isinstance(payload, dict):
+        items: list[Any] = [payload]
+    elif isinstance(payload, list):
+        items = payload
+    else:
+        raise ApiError(422, "send one event object or a list of events")
+    if not items:
+        raise ApiError(422, "the batch is empty")
+    if len(items) > model.MAX_BATCH_EVENTS:
+        raise ApiError(413, f"a batch holds at most {model.MAX_BATCH_EVENTS} events")
+    result = await run_in_threadpool(events.log_events, get_engine(request), items)
+    landed = result.accepted + result.duplicates
+    return JSONResponse(result.as_dict(), status_code=200 if landed else 422)
+
+
+def _filters(
+    event_type: list[str] | None,
+    pipeline_stage: str | None,
+    organization_id: str | None,
+    artifact_id: str | None,
+    errors_only: bool,
+    since: int | None,
+    until: int | None,
+) -> events.EventFilter:
+    types = tuple(t for t in (event_type or []) if t)
+    unknown = [t for t in types if t not in model.EVENT_TYPE_NAMES]
+    if unknown:
+        raise ApiError(422, f"unknown event_type: {unknown[0][:64]}")
+    if pipeline_stage and pipeline_stage not in {s.value for s in model.Stage}:
+        raise ApiError(422, f"unknown pipeline_stage: {pipeline_stage[:64]}")
+    return events.EventFilter(
+        event_types=types,
+        pipeline_stage=pipeline_stage or None,
+        organization_id=organization_id or None,
+        artifact_id=artifact_id or None,
+        errors_only=errors_only,
+        since=since,
+        until=until,
+    )
+
+
+class EventQuery:
+    """The event log's query string, shared by the JSON and CSV routes."""
+
+    def __init__(
+        self,
+        event_type: Annotated[list[str] | None, Query(max_length=64)] = None,
+        pipeline_stage: Annotated[str | None, Query(max_length=64)] = None,
+        organization_id: Annotated[str | None, Query(max_length=model.ID_MAX_LEN)] = None,
+        artifact_id: Annotated[str | None, Query(max_length=model.ID_MAX_LEN)] = None,
+        errors_only: bool = False,
+        since: Annotated[int | None, Query(ge=0, le=2**53)] = None,
+        until: Annotated[int | None, Query(ge=0, le=2**53)] = None,
+    ) -> None:
+        self.filters = _filters(
+            event_type, pipeline_stage, organization_id, artifact_id, errors_only, since, until
+        )
+
+
+@router.get("/events", summary="The event log, newest first")
+def list_events(
+    _principal: Annotated[Principal, Depends(require_staff)],
+    query: Annotated[EventQuery, Depends()],
+    engine: Annotated[Engine, Depends(get_engine)],
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    try:
+        items, next_cursor = events.recent_events(
+            engine, query.filters, limit=limit, cursor=cursor or None
+        )
+    except events.CursorError as exc:
+        raise ApiError(422, "invalid cursor") from exc
+    return {"items": items, "next_cursor": next_cursor}
+
+
+CSV_COLUMNS: tuple[str, ...] = (
+    *(f for f in model.EVENT_FIELDS if f != "metadata"),
+    *model.METADATA_FIELDS,
+)
+
+
+def _csv_safe(value: Any) -> Any:
+    """Neutralise spreadsheet formulas: a cell starting with = + - @ gets a leading quote."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _csv_rows(engine: Engine, filters: events.EventFilter) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for item in events.iter_events(engine, filters):
+        flat = {**item, **item["metadata"]}
+        writer.writerow([_csv_safe(flat.get(c)) for c in CSV_COLUMNS])
+        if buffer.tell() > 64 * 1024:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+@router.get("/events.csv", summary="The filtered event log as CSV")
+def export_events_csv(
+    _principal: Annotated[Principal, Depends(require_staff)],
+    query: Annotated[EventQuery, Depends()],
+    engine: Annotated[Engine, Depends(get_engine)],
+) -> StreamingResponse:
+    return StreamingResponse(
+        _csv_rows(engine, query.filters),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="voicewatch-events.csv"'},
+    )

@@ -1,0 +1,28 @@
+"""``/api/v1/health``: liveness for load balancers; open to anyone."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+
+from voicewatch.config import Settings
+from voicewatch.health import check_database, check_queue
+from voicewatch.web.deps import get_engine, get_settings
+
+router = APIRouter(prefix="/api/v1", tags=["health"])
+
+
+@router.get("/health", summary="Is the server, its database and its queue up?")
+async def health(
+    engine: Annotated[Engine, Depends(get_engine)],
+    settings: Annotated[Settings, Depends(get_settings)],
+) -> JSONResponse:
+    database = await run_in_threadpool(check_database, engine)
+    queue = await run_in_threadpool(check_queue, settings.queue_url)
+    ok = database == "ok" and queue == "ok"
+    body = {"status": "ok" if ok else "degraded", "database": database, "queue": queue}
+    return JSONResponse(body, status_code=200 if ok else 503)

@@ -1,0 +1,30 @@
+"""The FastAPI application: one place that wires settings, the store and the routers."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from voicewatch import __version__
+from voicewatch.config import Settings
+from voicewatch.store import open_store
+from voicewatch.web import api_events, api_health, api_metrics
+from voicewatch.web.errors import install_error_handlers
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+    """Build the app; migrates the database on first start unless an engine is handed in."""
+    settings = settings or Settings.from_env()
+    if engine is None:
+        engine = open_store(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    app = FastAPI(
+        title="voicewatch",
+        version=__version__,
+        description="Monitoring harness for the voice-note pipeline.",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    install_error_handlers(app)
+    for router in (api_health.router, api_events.router, api_metrics.router):
+        app.include_router(router)
+    return app

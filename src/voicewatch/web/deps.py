@@ -1,0 +1,53 @@
+"""Request dependencies: the engine, the settings and who is asking (DESIGN.md "Access")."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from sqlalchemy import Engine
+
+from voicewatch.auth import AuthError, Principal, principal_for_token
+from voicewatch.config import Settings
+from voicewatch.web.errors import ApiError
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine  # type: ignore[no-any-return]
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def current_principal(request: Request) -> Principal | None:
+    """The bearer token's principal, else the signed-in session's, else None."""
+    header = request.headers.get("authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "use 'Authorization: Bearer <token>'", headers=_challenge())
+        try:
+            return principal_for_token(get_engine(request), token.strip())
+        except AuthError as exc:
+            raise ApiError(401, "invalid or revoked token", headers=_challenge()) from exc
+    session_principal = getattr(request.state, "principal", None)
+    return session_principal if isinstance(session_principal, Principal) else None
+
+
+def _challenge() -> dict[str, str]:
+    return {"WWW-Authenticate": "Bearer"}
+
+
+def require_ingest(request: Request) -> Principal:
+    """Ingest or staff: may send events and notes."""
+    principal = current_principal(request)
+    if principal is None:
+        raise ApiError(401, "authentication required", headers=_challenge())
+    return principal
+
+
+def require_staff(request: Request) -> Principal:
+    """Platform staff only: everything that reads or changes the harness."""
+    principal = require_ingest(request)
+    if not principal.is_staff:
+        raise ApiError(403, "platform staff only")
+    return principal
