@@ -272,3 +272,15 @@ def test_health_is_public(live_server) -> None:
     response = httpx.get(f"{live_server.url}/api/v1/health")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": "ok", "queue": "ok"}
+
+
+def test_openapi_and_docs_are_for_staff_only(live_server) -> None:
+    for path in ("/openapi.json", "/docs"):
+        assert httpx.get(f"{live_server.url}{path}").status_code == 401
+        ingest = live_server.headers(live_server.ingest_token)
+        assert httpx.get(f"{live_server.url}{path}", headers=ingest).status_code == 403
+        assert (
+            httpx.get(f"{live_server.url}{path}", headers=live_server.headers()).status_code == 200
+        )
+    spec = httpx.get(f"{live_server.url}/openapi.json", headers=live_server.headers()).json()
+    assert "/api/v1/events" in spec["paths"]

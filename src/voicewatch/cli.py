@@ -12,10 +12,12 @@ from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 from sqlalchemy import Engine
 
 from voicewatch.config import Settings
+from voicewatch.model import TokenScope
 
 app = typer.Typer(
     name="voicewatch",
@@ -41,7 +43,7 @@ def one_line_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        except (typer.Exit, typer.Abort, click.ClickException, KeyboardInterrupt):
             raise
         except Exception as exc:
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -92,7 +94,7 @@ def migrate(ctx: typer.Context) -> None:
 @one_line_errors
 def create_token(
     ctx: typer.Context,
-    scope: Annotated[str, typer.Option(help="ingest (send only) or staff (read too).")],
+    scope: Annotated[TokenScope, typer.Option(help="ingest (send only) or staff (read too).")],
     name: Annotated[str, typer.Option(help="A label to recognise the token by.")] = "",
 ) -> None:
     """Print a new API token once, alone on the last line.
@@ -100,12 +102,9 @@ def create_token(
     Example: voicewatch create-token --scope ingest --name pipeline
     """
     from voicewatch.auth import create_token as make_token
-    from voicewatch.model import TokenScope
 
-    if scope not in {s.value for s in TokenScope}:
-        raise typer.BadParameter("must be 'ingest' or 'staff'", param_hint="--scope")
-    token = make_token(engine_of(ctx), scope=scope, name=name)
-    typer.echo(f"created a {scope} token; it is shown only once:")
+    token = make_token(engine_of(ctx), scope=scope.value, name=name)
+    typer.echo(f"created a {scope.value} token; it is shown only once:")
     typer.echo(token)
 
 
@@ -204,7 +203,11 @@ def get(
 
     Example: voicewatch get /api/v1/events?limit=5
     """
-    from fastapi.testclient import TestClient
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
 
     from voicewatch.auth import Principal
     from voicewatch.model import TokenScope
@@ -235,3 +238,7 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

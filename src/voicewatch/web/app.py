@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 from voicewatch import __version__
 from voicewatch.config import Settings
 from voicewatch.store import open_store
-from voicewatch.web import api_events, api_health, api_metrics
+from voicewatch.web import api_docs, api_events, api_health, api_metrics
 from voicewatch.web.errors import install_error_handlers
 
 
@@ -21,10 +21,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         title="voicewatch",
         version=__version__,
         description="Monitoring harness for the voice-note pipeline.",
+        openapi_url=None,  # served by api_docs, for staff only
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
     install_error_handlers(app)
-    for router in (api_health.router, api_events.router, api_metrics.router):
+    for router in (api_health.router, api_events.router, api_metrics.router, api_docs.router):
         app.include_router(router)
     return app
