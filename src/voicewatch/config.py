@@ -7,7 +7,7 @@ one is not.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DATABASE_URL = "sqlite:///voicewatch.db"
@@ -18,17 +18,17 @@ def _env_int(name: str, default: int) -> int:
     return int(raw) if raw not in (None, "") else default
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    return float(raw) if raw not in (None, "") else default
+def _beside_database(database_url: str, suffix: str) -> Path:
+    """A path next to the SQLite database file (or in the working directory)."""
+    if database_url.startswith("sqlite:///") and database_url != "sqlite:///:memory:":
+        db_path = Path(database_url.removeprefix("sqlite:///"))
+        return db_path.with_name(db_path.stem + suffix)
+    return Path("voicewatch" + suffix)
 
 
 def default_queue_url(database_url: str) -> str:
     """The embedded queue: a SQLite file beside the SQLite database."""
-    if database_url.startswith("sqlite:///") and database_url != "sqlite:///:memory:":
-        db_path = Path(database_url.removeprefix("sqlite:///"))
-        return f"sqlite:///{db_path.with_name(db_path.stem + '-queue.db')}"
-    return "sqlite:///voicewatch-queue.db"
+    return f"sqlite:///{_beside_database(database_url, '-queue.db')}"
 
 
 @dataclass
@@ -45,11 +45,16 @@ class Settings:
     daily_retention_days: int = 90
     openai_api_key: str = ""
     openai_base_url: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
+    transcriber: str = "local"  # local | openai
+    extractor: str = "rules"  # rules | openai
+    openai_chat_model: str = "gpt-4o-mini"
+    audio_dir: str = ""
 
     def __post_init__(self) -> None:
         if not self.queue_url:
             self.queue_url = default_queue_url(self.database_url)
+        if not self.audio_dir:
+            self.audio_dir = str(_beside_database(self.database_url, "-audio"))
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -65,6 +70,10 @@ class Settings:
             "daily_retention_days": _env_int("VOICEWATCH_DAILY_RETENTION_DAYS", 90),
             "openai_api_key": os.environ.get("VOICEWATCH_OPENAI_API_KEY", ""),
             "openai_base_url": os.environ.get("VOICEWATCH_OPENAI_BASE_URL", ""),
+            "transcriber": os.environ.get("VOICEWATCH_TRANSCRIBER", "local"),
+            "extractor": os.environ.get("VOICEWATCH_EXTRACTOR", "rules"),
+            "openai_chat_model": os.environ.get("VOICEWATCH_OPENAI_CHAT_MODEL", "gpt-4o-mini"),
+            "audio_dir": os.environ.get("VOICEWATCH_AUDIO_DIR", ""),
         }
         values.update({k: v for k, v in overrides.items() if v not in (None, "")})
         return cls(**values)  # type: ignore[arg-type]
@@ -82,4 +91,8 @@ ENV_VARS: tuple[str, ...] = (
     "VOICEWATCH_DAILY_RETENTION_DAYS",
     "VOICEWATCH_OPENAI_API_KEY",
     "VOICEWATCH_OPENAI_BASE_URL",
+    "VOICEWATCH_TRANSCRIBER",
+    "VOICEWATCH_EXTRACTOR",
+    "VOICEWATCH_OPENAI_CHAT_MODEL",
+    "VOICEWATCH_AUDIO_DIR",
 )

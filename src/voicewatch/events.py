@@ -40,6 +40,8 @@ from voicewatch.validation import Invalid, validate_batch
 #: event type itself, total = sum of duration_ms).
 E2E_LATENCY = "e2e_latency"  # count = artifacts completed, total = sum of ms
 AI_COST = "ai_cost"  # count = cost-bearing events, total = sum of USD
+#: Events whose metadata.ai_cost reports a running total, not a cost incurred.
+NOT_COST_BEARING = frozenset({"budget_threshold_reached", "budget_exceeded"})
 
 EVENT_COLUMNS: tuple[str, ...] = tuple(
     c.name for c in events_t.columns if c.name not in ("id", "received_at")
@@ -128,7 +130,7 @@ def _increment_counters(
         stage = row.get("pipeline_stage") or ""
         for scope in scopes:
             add(scope, bucket, row["event_type"], stage, row.get("duration_ms") or 0.0)
-            if row.get("ai_cost") is not None:
+            if row.get("ai_cost") is not None and row["event_type"] not in NOT_COST_BEARING:
                 add(scope, bucket, AI_COST, "", row["ai_cost"])
             if row["event_id"] in e2e_ms:
                 add(scope, bucket, E2E_LATENCY, "", e2e_ms[row["event_id"]])

@@ -103,10 +103,12 @@ voice_note_artifacts = Table(
     Column("text", Text),
     Column("audio_path", String(500)),
     Column("status", String(32), nullable=False),
-    Column("current_stage", String(32)),
+    Column("current_stage", String(32)),  # the stage running or last run
+    Column("completed_stage", String(32)),  # the last stage finished in this attempt
     Column("error_message", Text),
     Column("error_code", String(128)),
     Column("attempt", Integer, nullable=False, server_default="0"),
+    Column("fail_plan", String(32)),  # simulation only: fail once at this stage
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("completed_at", BigInteger),

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 19:42:37.374435
+Create Date: 2026-11-23 19:50:44.803311
 """
 
 from __future__ import annotations
@@ -183,9 +183,11 @@ def upgrade() -> None:
         sa.Column("audio_path", sa.String(length=500), nullable=True),
         sa.Column("status", sa.String(length=32), nullable=False),
         sa.Column("current_stage", sa.String(length=32), nullable=True),
+        sa.Column("completed_stage", sa.String(length=32), nullable=True),
         sa.Column("error_message", sa.Text(), nullable=True),
         sa.Column("error_code", sa.String(length=128), nullable=True),
         sa.Column("attempt", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("fail_plan", sa.String(length=32), nullable=True),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", sa.BigInteger(), nullable=False),
         sa.Column("completed_at", sa.BigInteger(), nullable=True),
