@@ -65,7 +65,12 @@ def main_options(
     ] = None,
 ) -> None:
     """Global options shared by every command."""
+    import os
+
     ctx.obj = Settings.from_env(database_url=db, queue_url=queue)
+    # Worker processes and the task module read these, so the flags must reach them.
+    os.environ["VOICEWATCH_DATABASE_URL"] = ctx.obj.database_url
+    os.environ["VOICEWATCH_QUEUE_URL"] = ctx.obj.queue_url
 
 
 def settings_of(ctx: typer.Context) -> Settings:
@@ -230,6 +235,176 @@ def get(
     )
     if response.status_code >= 400:
         raise typer.Exit(1)
+
+
+org_app = typer.Typer(help="Organizations (clubs).", no_args_is_help=True)
+roster_app = typer.Typer(help="Club rosters.", no_args_is_help=True)
+app.add_typer(org_app, name="org")
+app.add_typer(roster_app, name="roster")
+
+
+@org_app.command("create")
+@one_line_errors
+def org_create(
+    ctx: typer.Context,
+    organization_id: Annotated[str, typer.Argument(help="A short stable id, e.g. org_clg.")],
+    name: Annotated[str, typer.Option("--name", help="The club's name.")],
+) -> None:
+    """Add an organization (idempotent: renames it if it exists).
+
+    Example: voicewatch org create org_clg --name "Clonmore GAA"
+    """
+    from voicewatch.pipeline.repository import upsert_organization
+
+    created = upsert_organization(engine_of(ctx), organization_id, name)
+    typer.echo(f"{'created' if created else 'renamed'} {organization_id}: {name}")
+
+
+@roster_app.command("import")
+@one_line_errors
+def roster_import(
+    ctx: typer.Context,
+    organization_id: Annotated[str, typer.Argument(help="The organization's id.")],
+    file: Annotated[Path, typer.Argument(help="CSV with columns name, team[, aliases].")],
+) -> None:
+    """Load a club's roster from CSV; re-import updates, never duplicates.
+
+    Example: voicewatch roster import org_clg roster.csv
+    """
+    from voicewatch.pipeline.repository import import_roster
+
+    if not file.is_file():
+        fail(f"no such file: {file}")
+    report = import_roster(engine_of(ctx), organization_id, file)
+    for line_no, error in report.errors:
+        typer.echo(f"line {line_no}: {error}", err=True)
+    typer.echo(
+        f"added {report.added}, updated {report.updated}, aliases {report.aliases}, "
+        f"bad rows {len(report.errors)}"
+    )
+
+
+@app.command()
+@one_line_errors
+def submit(
+    ctx: typer.Context,
+    org: Annotated[str, typer.Option("--org", help="The organization's id.")],
+    coach: Annotated[str, typer.Option("--coach", help="The coach's user id.")],
+    text: Annotated[str | None, typer.Option("--text", help="A text note.")] = None,
+    audio: Annotated[Path | None, typer.Option("--audio", help="A voice note file.")] = None,
+    channel: Annotated[str, typer.Option("--channel", help="whatsapp or app.")] = "app",
+) -> None:
+    """Send one voice note through the pipeline; prints the artifact id.
+
+    Example: voicewatch submit --org org_clg --coach coach_1 --text "Sean hurt his ankle"
+    """
+    from voicewatch.pipeline import runtime
+    from voicewatch.pipeline.audio_store import store_upload
+    from voicewatch.pipeline.intake import submit_note
+
+    if (text is None) == (audio is None):
+        raise typer.BadParameter("give exactly one of --text and --audio")
+    if channel not in ("whatsapp", "app"):
+        raise typer.BadParameter("must be whatsapp or app", param_hint="--channel")
+    engine_of(ctx)
+    pipeline = runtime.context()
+    audio_path = None
+    if audio is not None:
+        if not audio.is_file():
+            fail(f"no such file: {audio}")
+        audio_path = str(store_upload(settings_of(ctx), audio.name, audio.read_bytes()))
+    artifact = submit_note(
+        pipeline,
+        organization_id=org,
+        coach_user_id=coach,
+        source_channel=channel,
+        text=text,
+        audio_path=audio_path,
+    )
+    if pipeline.monitor is not None:
+        pipeline.monitor.flush(timeout=10)
+    typer.echo(artifact["artifact_id"])
+
+
+@app.command("check-health")
+@one_line_errors
+def check_health(ctx: typer.Context) -> None:
+    """Run the alert rules once; prints raised and resolved alerts.
+
+    Example: voicewatch check-health
+    """
+    from voicewatch import alerts, notify
+
+    report = alerts.check_health(engine_of(ctx))
+    for line in report.lines():
+        typer.echo(line)
+    notify.default_notifier().flush(timeout=10)
+
+
+@app.command()
+@one_line_errors
+def simulate(
+    ctx: typer.Context,
+    artifacts: Annotated[int, typer.Option("--artifacts", min=1, max=1_000_000)] = 20,
+    failure_rate: Annotated[float, typer.Option("--failure-rate", min=0.0, max=1.0)] = 0.0,
+    audio_share: Annotated[float, typer.Option("--audio-share", min=0.0, max=1.0)] = 0.0,
+    seed: Annotated[int | None, typer.Option(help="Random seed, for repeatable runs.")] = None,
+) -> None:
+    """Seed demo clubs if absent and queue N realistic notes through the pipeline.
+
+    Example: voicewatch simulate --artifacts 200 --failure-rate 0.1 --audio-share 0.2
+    """
+    import random
+
+    from rich.progress import Progress
+
+    from voicewatch.pipeline import runtime
+    from voicewatch.simulate import simulate_notes
+
+    engine_of(ctx)
+    pipeline = runtime.context()
+    with Progress(transient=True) as bar:
+        task = bar.add_task("queueing notes", total=artifacts)
+        ids = simulate_notes(
+            pipeline,
+            settings_of(ctx),
+            artifacts=artifacts,
+            failure_rate=failure_rate,
+            audio_share=audio_share,
+            rng=random.Random(seed),
+            on_progress=lambda: bar.advance(task),
+        )
+    if pipeline.monitor is not None:
+        pipeline.monitor.flush(timeout=30)
+    typer.echo(f"queued {len(ids)} notes; run 'voicewatch worker' to process them")
+
+
+@app.command()
+@one_line_errors
+def worker(
+    ctx: typer.Context,
+    no_periodic: Annotated[
+        bool, typer.Option("--no-periodic", help="Do not run the periodic jobs here.")
+    ] = False,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker threads.")] = 2,
+) -> None:
+    """Run queued pipeline stages, retries and (unless --no-periodic) the periodic jobs.
+
+    Example: voicewatch --queue redis://127.0.0.1:6379/0 worker --workers 4
+    """
+    import logging
+
+    from huey.consumer import Consumer
+
+    from voicewatch.pipeline import runtime
+    from voicewatch.tasks import huey
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("huey").setLevel(logging.WARNING)  # one line per task is noise
+    engine_of(ctx)  # migrate before the first task
+    runtime.context()
+    typer.echo(f"worker: {workers} threads on {settings_of(ctx).queue_url}")
+    Consumer(huey, workers=workers, worker_type="thread", periodic=not no_periodic).run()
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, case, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 
 from voicewatch import model
 from voicewatch.clock import minute_start, now_ms
@@ -88,9 +90,29 @@ def log_events(
     unique: dict[str, dict[str, Any]] = {}
     for row in rows:
         unique.setdefault(row["event_id"], row)
-    # A fixed order (by event_id) means two writers lock rows in the same order.
-    ordered = [unique[k] for k in sorted(unique)]
+    # Stored in time order, and in the order sent within one millisecond, so an
+    # artifact's timeline reads as it happened. Two writers sending the same
+    # ids thus lock them in the same order; the rare deadlock otherwise left
+    # on PostgreSQL is retried below.
+    ordered = sorted(unique.values(), key=lambda r: r["timestamp"])
     full_rows = [{k: row.get(k) for k in EVENT_COLUMNS} | {"received_at": stamp} for row in ordered]
+    for attempt in range(5):
+        try:
+            inserted = _write(engine, ordered, full_rows)
+            break
+        except OperationalError as exc:
+            if attempt == 4 or getattr(exc.orig, "sqlstate", None) != "40P01":
+                raise
+            time.sleep(0.01 * (attempt + 1))
+    result.accepted = len(inserted)
+    result.duplicates = len(rows) - len(inserted)
+    result.accepted_ids = [row["event_id"] for row in inserted]
+    return result
+
+
+def _write(
+    engine: Engine, ordered: list[dict[str, Any]], full_rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     with write_transaction(engine) as conn:
         stmt = (
             _insert(conn)(events_t)
@@ -102,10 +124,7 @@ def log_events(
         if inserted:
             e2e = _advance_artifact_states(conn, inserted)
             _increment_counters(conn, inserted, e2e)
-    result.accepted = len(inserted)
-    result.duplicates = len(rows) - len(inserted)
-    result.accepted_ids = [row["event_id"] for row in inserted]
-    return result
+    return inserted
 
 
 # --- counters -------------------------------------------------------------------
@@ -317,9 +336,12 @@ def decode_cursor(cursor: str) -> tuple[int, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         ts_text, id_text = base64.urlsafe_b64decode(padded.encode()).decode().split(":")
-        return int(ts_text), int(id_text)
+        timestamp, row_id = int(ts_text), int(id_text)
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise CursorError("invalid cursor") from exc
+    if not (0 <= timestamp < 2**63 and 0 <= row_id < 2**63):
+        raise CursorError("invalid cursor")
+    return timestamp, row_id
 
 
 def recent_events(

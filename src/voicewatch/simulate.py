@@ -154,3 +154,88 @@ def traffic(
             )
         )
     return out
+
+
+# --- pipeline-driven traffic (voicewatch simulate) -----------------------------------
+
+
+def seed_demo_clubs(engine: Any) -> None:
+    """Create the demo organizations and their rosters if absent (idempotent)."""
+    from voicewatch.pipeline import repository as repo
+    from voicewatch.simulate_notes import DEMO_CLUBS, roster_csv
+
+    for club in DEMO_CLUBS:
+        repo.upsert_organization(engine, club.organization_id, club.name)
+        repo.import_roster(engine, club.organization_id, roster_csv(club))
+
+
+FAULT_STAGES = ("transcription", "claims_extraction", "entity_resolution", "draft_generation")
+
+
+def simulate_notes(
+    ctx: Any,
+    settings: Any,
+    *,
+    artifacts: int,
+    failure_rate: float = 0.0,
+    audio_share: float = 0.0,
+    rng: random.Random | None = None,
+    on_progress: Any = None,
+) -> list[str]:
+    """Queue ``artifacts`` realistic notes through the real pipeline; returns their ids.
+
+    A fraction ``failure_rate`` fails once at a random stage (the first attempt
+    fails; a retry succeeds). A share ``audio_share`` is sent as audio
+    synthesised offline with espeak-ng, when it is installed.
+    """
+    from pathlib import Path
+
+    from voicewatch.pipeline.intake import submit_note
+    from voicewatch.simulate_notes import DEMO_CLUBS, make_note
+
+    rng = rng or random.Random()
+    seed_demo_clubs(ctx.engine)
+    synthesize = _synthesizer(settings) if audio_share > 0 else None
+    ids: list[str] = []
+    for _ in range(artifacts):
+        club = rng.choice(DEMO_CLUBS)
+        text = make_note(rng, club)
+        fail_plan = rng.choice(FAULT_STAGES) if rng.random() < failure_rate else None
+        audio_path = None
+        if synthesize is not None and rng.random() < audio_share:
+            audio_path = str(synthesize(text, Path(settings.audio_dir)))
+        artifact = submit_note(
+            ctx,
+            organization_id=club.organization_id,
+            coach_user_id=rng.choice(club.coaches),
+            source_channel=rng.choice(("whatsapp", "whatsapp", "app")),
+            text=None if audio_path else text,
+            audio_path=audio_path,
+            fail_plan=fail_plan,
+        )
+        ids.append(artifact["artifact_id"])
+        if on_progress:
+            on_progress()
+    return ids
+
+
+def _synthesizer(settings: Any) -> Any:
+    """espeak-ng synthesis into the audio folder, or None (said once) when it is missing."""
+    import sys
+    import uuid
+
+    from voicewatch.pipeline import audio
+
+    if not audio.espeak_available():
+        print(
+            "simulate: espeak-ng is not installed, so every note is sent as text "
+            "(apt-get install espeak-ng for audio notes)",
+            file=sys.stderr,
+        )
+        return None
+
+    def synthesize(text: str, directory: Any) -> Any:
+        directory.mkdir(parents=True, exist_ok=True)
+        return audio.synthesize(text, directory / f"sim_{uuid.uuid4().hex}.wav")
+
+    return synthesize

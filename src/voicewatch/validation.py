@@ -30,6 +30,8 @@ _TIME_FIELDS = ("stage_started_at", "stage_completed_at")
 # 2000-01-01 .. 2200-01-01: anything outside is a unit mistake (seconds, µs).
 MIN_TIMESTAMP_MS = 946_684_800_000
 MAX_TIMESTAMP_MS = 7_258_118_400_000
+# Sums of these go into counters: keep them far from float overflow.
+MAX_METADATA_FLOAT = 1e9
 
 
 class EventError(ValueError):
@@ -40,6 +42,13 @@ class EventError(ValueError):
 class Invalid:
     index: int
     error: str
+
+
+def _shown(value: Any) -> str:
+    """A client's value quoted into a one-line message (escaped, cut to 64 characters)."""
+    if not isinstance(value, str):
+        return type(value).__name__
+    return value[:64].encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 def _is_number(value: Any) -> bool:
@@ -72,12 +81,16 @@ def _string(name: str, value: Any, max_len: int) -> str:
         raise EventError(f"{name} is longer than {max_len} characters")
     if "\x00" in value:
         raise EventError(f"{name} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise EventError(f"{name} is not valid Unicode (lone surrogate)") from exc
     return value
 
 
 def _identifier(name: str, value: Any) -> str:
     text = _string(name, value, model.ID_MAX_LEN)
-    if not _ID_RE.match(text):
+    if not _ID_RE.fullmatch(text):
         raise EventError(f"{name} must be letters, digits and _ . : @ - (not starting with one)")
     return text
 
@@ -87,7 +100,7 @@ def _metadata(value: Any, row: dict[str, Any]) -> None:
         raise EventError("metadata must be an object")
     unknown = sorted(set(value) - set(model.METADATA_FIELDS))
     if unknown:
-        raise EventError(f"unknown metadata field: {unknown[0]}")
+        raise EventError(f"unknown metadata field: {_shown(unknown[0])}")
     for key, item in value.items():
         if item is None:
             continue
@@ -105,6 +118,8 @@ def _metadata(value: Any, row: dict[str, Any]) -> None:
                 raise EventError(f"metadata.{key} is too large")
             row[key] = int(number)
         else:
+            if number > MAX_METADATA_FLOAT:
+                raise EventError(f"metadata.{key} is too large")
             if key == "confidence_score" and number > 1:
                 raise EventError("metadata.confidence_score must be between 0 and 1")
             row[key] = number
@@ -119,15 +134,14 @@ def validate_event(item: Any) -> dict[str, Any]:
         raise EventError("an event must be a JSON object")
     unknown = sorted(set(item) - set(model.EVENT_FIELDS))
     if unknown:
-        raise EventError(f"unknown field: {unknown[0][:64]}")
+        raise EventError(f"unknown field: {_shown(unknown[0])}")
     for required in ("event_id", "event_type", "timestamp"):
         if item.get(required) is None:
             raise EventError(f"{required} is required")
     row: dict[str, Any] = {"event_id": _identifier("event_id", item["event_id"])}
     event_type = item["event_type"]
     if not isinstance(event_type, str) or event_type not in model.EVENT_TYPE_NAMES:
-        shown = event_type[:64] if isinstance(event_type, str) else type(event_type).__name__
-        raise EventError(f"unknown event_type: {shown}")
+        raise EventError(f"unknown event_type: {_shown(event_type)}")
     row["event_type"] = event_type
     row["timestamp"] = _epoch_ms("timestamp", item["timestamp"])
     for name, max_len in _STRING_FIELDS.items():
@@ -136,9 +150,8 @@ def validate_event(item: Any) -> dict[str, Any]:
             row[name] = _string(name, value, max_len)
     stage = item.get("pipeline_stage")
     if stage is not None:
-        if stage not in _STAGES:
-            shown = stage[:64] if isinstance(stage, str) else type(stage).__name__
-            raise EventError(f"unknown pipeline_stage: {shown}")
+        if not isinstance(stage, str) or stage not in _STAGES:
+            raise EventError(f"unknown pipeline_stage: {_shown(stage)}")
         row["pipeline_stage"] = stage
     elif (default_stage := model.EVENT_TYPES_BY_NAME[event_type].stage) is not None:
         row["pipeline_stage"] = default_stage.value

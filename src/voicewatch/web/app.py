@@ -8,7 +8,14 @@ from sqlalchemy import Engine
 from voicewatch import __version__
 from voicewatch.config import Settings
 from voicewatch.store import open_store
-from voicewatch.web import api_docs, api_events, api_health, api_metrics
+from voicewatch.web import (
+    api_alerts,
+    api_artifacts,
+    api_docs,
+    api_events,
+    api_health,
+    api_metrics,
+)
 from voicewatch.web.errors import install_error_handlers
 
 
@@ -28,6 +35,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.settings = settings
     app.state.engine = engine
     install_error_handlers(app)
-    for router in (api_health.router, api_events.router, api_metrics.router, api_docs.router):
+    for router in (
+        api_health.router,
+        api_events.router,
+        api_artifacts.router,
+        api_metrics.router,
+        api_alerts.router,
+        api_docs.router,
+    ):
         app.include_router(router)
     return app

@@ -9,6 +9,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("voicewatch.web")
@@ -53,6 +54,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body(message, jsonable_encoder(problems)),
             status_code=422,
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database unavailable: %s", str(exc).splitlines()[0][:200])
+        return JSONResponse(
+            error_body("the database is unavailable; try again"),
+            status_code=503,
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(Exception)

@@ -1,0 +1,54 @@
+"""The pipeline's per-process context: store, emitter, providers and the queue.
+
+Built once per process from the settings, so stages never open their own
+connections or monitors.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from voicewatch.config import Settings
+from voicewatch.pipeline.stages import PipelineContext
+
+_lock = threading.Lock()
+_context: PipelineContext | None = None
+
+
+def build_context(settings: Settings, *, enqueue: Any = None) -> PipelineContext:
+    """A pipeline context for ``settings``; ``enqueue`` defaults to the Huey queue."""
+    from voicewatch.emitter import Monitor
+    from voicewatch.pipeline.providers import extractor_for, transcriber_for
+    from voicewatch.store import open_store
+
+    engine = open_store(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    monitor = Monitor(database_url=settings.database_url)
+    if enqueue is None:
+        from voicewatch.tasks import enqueuer
+
+        enqueue = enqueuer(settings.queue_url)
+    return PipelineContext(
+        engine=engine,
+        emit=monitor.emit,
+        transcribe=transcriber_for(settings, engine, monitor.emit),
+        extract=extractor_for(settings, engine, monitor.emit),
+        enqueue=enqueue,
+        monitor=monitor,
+    )
+
+
+def context() -> PipelineContext:
+    """This process's context, built on first use from the environment."""
+    global _context
+    with _lock:
+        if _context is None:
+            _context = build_context(Settings.from_env())
+        return _context
+
+
+def install(ctx: PipelineContext) -> None:
+    """Make ``ctx`` this process's context (for processes that build their own: demo, tests)."""
+    global _context
+    with _lock:
+        _context = ctx

@@ -1,0 +1,393 @@
+"""The four processing stages of a voice note, each idempotent per artifact and attempt.
+
+A stage first *claims* the artifact (an atomic UPDATE guarded by attempt and
+the last completed stage), so a duplicate or stale task does nothing. Its
+outputs replace any earlier ones in the same transaction that marks the stage
+done, and every event it emits has an id derived from the artifact, the
+attempt and the event, so a re-emitted event is a duplicate the store ignores.
+
+The pipeline reaches the harness only through ``ctx.emit`` (the SDK's
+``Monitor.emit``); a failure of monitoring can never fail or slow a stage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+
+from voicewatch.clock import now_ms
+from voicewatch.model import STAGE_EVENTS, ArtifactStatus, Stage
+from voicewatch.pipeline import repository as repo
+from voicewatch.pipeline.drafts import draft_for_claim
+from voicewatch.pipeline.resolution import resolve_name
+from voicewatch.store import write_transaction
+
+#: Stage order: the stage each one follows, and what comes next.
+PREVIOUS: dict[str, str] = {
+    Stage.TRANSCRIPTION: Stage.INGESTION,
+    Stage.CLAIMS_EXTRACTION: Stage.TRANSCRIPTION,
+    Stage.ENTITY_RESOLUTION: Stage.CLAIMS_EXTRACTION,
+    Stage.DRAFT_GENERATION: Stage.ENTITY_RESOLUTION,
+}
+NEXT: dict[str, str | None] = {
+    Stage.TRANSCRIPTION: Stage.CLAIMS_EXTRACTION,
+    Stage.CLAIMS_EXTRACTION: Stage.ENTITY_RESOLUTION,
+    Stage.ENTITY_RESOLUTION: Stage.DRAFT_GENERATION,
+    Stage.DRAFT_GENERATION: None,
+}
+
+
+class StageError(Exception):
+    """A stage could not do its work; ``code`` is machine-readable."""
+
+    def __init__(self, message: str, code: str = "stage_error") -> None:
+        super().__init__(message)
+        self.error_code = code
+
+
+class InjectedFault(StageError):
+    """A simulated transient fault (``simulate --failure-rate``): the retry succeeds."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__(f"simulated transient fault in {stage}", "injected_fault")
+
+
+@dataclass
+class PipelineContext:
+    """What the stages need, built once per worker process."""
+
+    engine: Engine
+    emit: Callable[..., Any]
+    #: (artifact row, roster names as hints) -> (Transcript, cost in USD)
+    transcribe: Callable[[dict[str, Any], list[str]], tuple[Any, float]]
+    #: (artifact row, transcript text, roster player names) -> (claims, cost in USD)
+    extract: Callable[[dict[str, Any], str, list[str]], tuple[list[Any], float]]
+    enqueue: Callable[[str, str, int], None]
+    stage_delay_ms: dict[str, int] = field(default_factory=dict)
+    monitor: Any = None  # the emitter behind ``emit``, flushed by tests and at exit
+
+
+def _event_id(artifact: dict[str, Any], attempt: int, name: str) -> str:
+    return f"{artifact['artifact_id']}.{attempt}.{name}"
+
+
+def _emit(
+    ctx: PipelineContext, artifact: dict[str, Any], attempt: int, event_type: str, **fields: Any
+) -> None:
+    suffix = fields.pop("id_suffix", "")
+    metadata = dict(fields.pop("metadata", {}) or {})
+    if attempt:
+        metadata.setdefault("retry_attempt", attempt)
+    ctx.emit(
+        event_type,
+        event_id=_event_id(artifact, attempt, event_type + suffix),
+        artifact_id=artifact["artifact_id"],
+        voice_note_id=artifact.get("voice_note_id"),
+        organization_id=artifact["organization_id"],
+        coach_user_id=artifact["coach_user_id"],
+        metadata=metadata or None,
+        **fields,
+    )
+
+
+def _status_changed(
+    ctx: PipelineContext, artifact: dict[str, Any], attempt: int, old: str, new: str, stage: str
+) -> None:
+    if old != new:
+        _emit(
+            ctx,
+            artifact,
+            attempt,
+            "artifact_status_changed",
+            id_suffix=f".{stage}.{new}",
+            previous_status=old,
+            new_status=new,
+            pipeline_stage=stage,
+        )
+
+
+def emit_received(ctx: PipelineContext, artifact: dict[str, Any]) -> None:
+    """``artifact_received``: the first event of every artifact (seed instrumentation point 1)."""
+    _emit(
+        ctx,
+        artifact,
+        0,
+        "artifact_received",
+        pipeline_stage=Stage.INGESTION.value,
+        new_status=ArtifactStatus.RECEIVED.value,
+        timestamp=artifact["created_at"],
+    )
+
+
+def _fail(
+    ctx: PipelineContext,
+    artifact: dict[str, Any],
+    attempt: int,
+    stage: str,
+    exc: BaseException,
+    started: float,
+) -> None:
+    code = getattr(exc, "error_code", None) or getattr(exc, "code", None) or type(exc).__name__
+    message = str(exc) or type(exc).__name__
+    previous = repo.fail_artifact(
+        ctx.engine, artifact["artifact_id"], attempt, stage=stage, message=message, code=str(code)
+    )
+    if previous is None:
+        return
+    duration = (time.perf_counter() - started) * 1000
+    failed_type = STAGE_EVENTS[Stage(stage)].failed
+    common = {
+        "pipeline_stage": stage,
+        "error_message": message[:4000],
+        "error_code": str(code)[:128],
+    }
+    if failed_type != "artifact_failed":
+        _emit(ctx, artifact, attempt, failed_type, duration_ms=duration, **common)
+    _status_changed(ctx, artifact, attempt, previous, ArtifactStatus.FAILED.value, stage)
+    _emit(
+        ctx, artifact, attempt, "artifact_failed", new_status=ArtifactStatus.FAILED.value, **common
+    )
+    if attempt:
+        repo.finish_retry(ctx.engine, artifact["artifact_id"], attempt, ok=False, error=message)
+        _emit(ctx, artifact, attempt, "retry_failed", **common)
+
+
+def _maybe_inject(ctx: PipelineContext, artifact: dict[str, Any], attempt: int, stage: str) -> None:
+    delay = ctx.stage_delay_ms.get(stage, 0)
+    if delay:
+        time.sleep(delay / 1000)
+    if artifact.get("fail_plan") == stage and attempt == 0:
+        raise InjectedFault(stage)
+
+
+def run_stage(ctx: PipelineContext, stage: str, artifact_id: str, attempt: int) -> bool:
+    """Run ``stage`` for one artifact and attempt; returns True when the stage did work."""
+    status = {
+        Stage.TRANSCRIPTION: ArtifactStatus.TRANSCRIBING.value,
+    }.get(Stage(stage), ArtifactStatus.PROCESSING.value)
+    before = repo.get_artifact(ctx.engine, artifact_id)
+    if before is None:
+        return False
+    artifact = repo.claim_stage(
+        ctx.engine,
+        artifact_id,
+        attempt,
+        stage=stage,
+        expected_completed=PREVIOUS[Stage(stage)],
+        status=status,
+    )
+    if artifact is None:
+        return False
+    started = time.perf_counter()
+    events = STAGE_EVENTS[Stage(stage)]
+    _status_changed(ctx, artifact, attempt, before["status"], status, stage)
+    _emit(ctx, artifact, attempt, events.started, pipeline_stage=stage, stage_started_at=now_ms())
+    try:
+        _maybe_inject(ctx, artifact, attempt, stage)
+        outcome = _WORK[Stage(stage)](ctx, artifact, attempt)
+    except Exception as exc:
+        _fail(ctx, artifact, attempt, stage, exc, started)
+        return True
+    duration = (time.perf_counter() - started) * 1000
+    end = now_ms()
+    _emit(
+        ctx,
+        artifact,
+        attempt,
+        outcome.event_type,
+        pipeline_stage=stage,
+        stage_started_at=end - int(duration),
+        stage_completed_at=end,
+        duration_ms=round(duration, 3),
+        metadata=outcome.metadata,
+    )
+    _status_changed(ctx, artifact, attempt, status, outcome.status, stage)
+    following = NEXT[Stage(stage)]
+    if following is None:
+        _emit(
+            ctx,
+            artifact,
+            attempt,
+            "artifact_completed",
+            new_status=ArtifactStatus.COMPLETED.value,
+            duration_ms=max(0, end - artifact["created_at"]),
+        )
+        if attempt:
+            repo.finish_retry(ctx.engine, artifact_id, attempt, ok=True)
+            _emit(ctx, artifact, attempt, "retry_succeeded")
+    else:
+        ctx.enqueue(str(following), artifact_id, attempt)
+    return True
+
+
+@dataclass(frozen=True)
+class Outcome:
+    event_type: str
+    status: str
+    metadata: dict[str, Any]
+
+
+def _transcription(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Outcome:
+    names = [entry.name for entry in repo.roster(ctx.engine, artifact["organization_id"])]
+    transcript, cost = ctx.transcribe(artifact, names)
+    with write_transaction(ctx.engine) as conn:
+        repo.store_transcript(
+            conn,
+            artifact["artifact_id"],
+            full_text=transcript.full_text,
+            segments=list(transcript.segments),
+            duration_seconds=transcript.duration_seconds,
+            word_count=transcript.word_count,
+            confidence=transcript.confidence,
+            model=transcript.model,
+        )
+        if not repo.finish_stage(
+            conn,
+            artifact["artifact_id"],
+            attempt,
+            stage=Stage.TRANSCRIPTION,
+            status=ArtifactStatus.TRANSCRIBED.value,
+        ):
+            raise StageError("the artifact changed while it was transcribed", "conflict")
+    metadata: dict[str, Any] = {
+        "transcript_word_count": transcript.word_count,
+        "ai_model": transcript.model,
+    }
+    if transcript.confidence is not None:
+        metadata["confidence_score"] = round(min(max(transcript.confidence, 0.0), 1.0), 4)
+    if transcript.duration_seconds is not None:
+        metadata["transcript_duration"] = round(transcript.duration_seconds, 2)
+    if cost:
+        metadata["ai_cost"] = cost
+    return Outcome("transcription_completed", ArtifactStatus.TRANSCRIBED.value, metadata)
+
+
+def _claims(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Outcome:
+    transcript = repo.get_transcript(ctx.engine, artifact["artifact_id"])
+    if transcript is None:
+        raise StageError("no transcript to extract claims from", "missing_transcript")
+    names = [
+        entry.name
+        for entry in repo.roster(ctx.engine, artifact["organization_id"])
+        if entry.entity_type == "player"
+    ]
+    claims, cost = ctx.extract(artifact, transcript["full_text"], names)
+    rows = [
+        {
+            "topic": c.topic,
+            "source_text": c.source_text,
+            "mentioned_names": list(c.mentioned_names),
+            "extraction_confidence": float(c.extraction_confidence),
+        }
+        for c in claims
+    ]
+    with write_transaction(ctx.engine) as conn:
+        repo.replace_claims(conn, artifact["artifact_id"], artifact["organization_id"], rows)
+        if not repo.finish_stage(
+            conn,
+            artifact["artifact_id"],
+            attempt,
+            stage=Stage.CLAIMS_EXTRACTION,
+            status=ArtifactStatus.PROCESSING.value,
+        ):
+            raise StageError("the artifact changed during claims extraction", "conflict")
+    confidence = sum(r["extraction_confidence"] for r in rows) / len(rows) if rows else 0.0
+    metadata: dict[str, Any] = {"claim_count": len(rows), "confidence_score": round(confidence, 4)}
+    model_name = getattr(ctx.extract, "model", None)
+    if model_name:
+        metadata["ai_model"] = model_name
+    if cost:
+        metadata["ai_cost"] = cost
+    return Outcome("claims_extracted", ArtifactStatus.PROCESSING.value, metadata)
+
+
+def _resolution(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Outcome:
+    claims = repo.claims_of(ctx.engine, artifact["artifact_id"])
+    roster = repo.roster(ctx.engine, artifact["organization_id"])
+    aliases = repo.aliases_for(ctx.engine, artifact["coach_user_id"], artifact["organization_id"])
+    rows: list[dict[str, Any]] = []
+    for claim in claims:
+        for raw in claim["mentioned_names"]:
+            result = resolve_name(raw, roster, aliases)
+            best = result.best
+            rows.append(
+                {
+                    "claim_id": claim["claim_id"],
+                    "raw_text": raw[:200],
+                    "candidates": [
+                        {
+                            "entity_id": c.entity_id,
+                            "name": c.name,
+                            "entity_type": c.entity_type,
+                            "score": round(c.score, 2),
+                        }
+                        for c in result.candidates
+                    ],
+                    "resolved_entity_id": best.entity_id
+                    if best and result.status == "auto_resolved"
+                    else None,
+                    "resolved_entity_type": best.entity_type
+                    if best and result.status == "auto_resolved"
+                    else None,
+                    "score": round(best.score, 2) if best else None,
+                    "status": result.status,
+                }
+            )
+    disambiguations = sum(1 for r in rows if r["status"] != "auto_resolved")
+    with write_transaction(ctx.engine) as conn:
+        repo.replace_resolutions(conn, artifact["artifact_id"], artifact["organization_id"], rows)
+        if not repo.finish_stage(
+            conn,
+            artifact["artifact_id"],
+            attempt,
+            stage=Stage.ENTITY_RESOLUTION,
+            status=ArtifactStatus.PROCESSING.value,
+        ):
+            raise StageError("the artifact changed during entity resolution", "conflict")
+    event = "entity_needs_disambiguation" if disambiguations else "entity_resolution_completed"
+    return Outcome(
+        event,
+        ArtifactStatus.PROCESSING.value,
+        {"entity_count": len(rows), "disambiguation_count": disambiguations},
+    )
+
+
+def _drafts(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Outcome:
+    claims = repo.claims_of(ctx.engine, artifact["artifact_id"])
+    resolutions = repo.resolutions_of(ctx.engine, artifact["artifact_id"])
+    by_claim: dict[str, list[dict[str, Any]]] = {}
+    for res in resolutions:
+        by_claim.setdefault(res["claim_id"], []).append(res)
+    drafts = [
+        draft_for_claim(claim, by_claim.get(claim["claim_id"], []))
+        for claim in claims
+        if claim["status"] == "resolved"
+    ]
+    with write_transaction(ctx.engine) as conn:
+        repo.replace_drafts(conn, artifact["artifact_id"], artifact["organization_id"], drafts)
+        if not repo.finish_stage(
+            conn,
+            artifact["artifact_id"],
+            attempt,
+            stage=Stage.DRAFT_GENERATION,
+            status=ArtifactStatus.COMPLETED.value,
+        ):
+            raise StageError("the artifact changed during draft generation", "conflict")
+    confidence = sum(d["ai_confidence"] for d in drafts) / len(drafts) if drafts else 0.0
+    return Outcome(
+        "drafts_generated",
+        ArtifactStatus.COMPLETED.value,
+        {"draft_count": len(drafts), "confidence_score": round(confidence, 4)},
+    )
+
+
+_WORK: dict[Stage, Callable[[PipelineContext, dict[str, Any], int], Outcome]] = {
+    Stage.TRANSCRIPTION: _transcription,
+    Stage.CLAIMS_EXTRACTION: _claims,
+    Stage.ENTITY_RESOLUTION: _resolution,
+    Stage.DRAFT_GENERATION: _drafts,
+}

@@ -1,0 +1,77 @@
+"""The task queue: pipeline stages as Huey tasks, on SQLite (embedded) or Redis.
+
+The queue URL comes from ``VOICEWATCH_QUEUE_URL`` (the CLI's ``--queue`` sets
+it before this module is imported): ``sqlite:///path`` for one machine,
+``redis://host:port/db`` for many. Each task is a thin wrapper: the work lives
+in ``voicewatch.pipeline.stages``, which is idempotent, so a task delivered
+twice does no harm.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from huey import Huey, RedisHuey, SqliteHuey
+
+from voicewatch.config import Settings
+
+log = logging.getLogger("voicewatch.tasks")
+
+
+def build_huey(queue_url: str, *, name: str = "voicewatch") -> Huey:
+    """A Huey instance for ``queue_url`` (results are not stored: stages write their own)."""
+    if queue_url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisHuey(name, url=queue_url, results=False, utc=True)
+    if queue_url.startswith("sqlite:///"):
+        path = Path(queue_url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteHuey(name, filename=str(path), results=False, utc=True)
+    raise ValueError(f"unsupported queue URL: {queue_url} (use sqlite:///FILE or redis://HOST)")
+
+
+_queue_url = Settings.from_env().queue_url
+huey: Huey = build_huey(_queue_url)
+
+
+def use_queue(queue_url: str) -> Huey:
+    """Point the task queue at ``queue_url`` (the tasks stay registered on ``huey``).
+
+    Processes that learn their queue from settings rather than the
+    environment (the web app, tests) call this before enqueueing.
+    """
+    global _queue_url
+    if queue_url != _queue_url:
+        huey.storage = build_huey(queue_url).storage
+        _queue_url = queue_url
+    return huey
+
+
+@huey.task(name="voicewatch.stage")
+def run_stage_task(stage: str, artifact_id: str, attempt: int) -> None:
+    """Run one pipeline stage of one artifact in this worker process."""
+    from voicewatch.pipeline import runtime
+    from voicewatch.pipeline.stages import run_stage
+
+    run_stage(runtime.context(), stage, artifact_id, attempt)
+
+
+def enqueue_stage(stage: str, artifact_id: str, attempt: int) -> None:
+    """Queue ``stage`` for an artifact (what a finished stage calls for the next one)."""
+    run_stage_task(stage, artifact_id, attempt)
+
+
+def enqueuer(queue_url: str) -> Callable[[str, str, int], None]:
+    """An ``enqueue(stage, artifact_id, attempt)`` bound to ``queue_url``."""
+
+    def enqueue(stage: str, artifact_id: str, attempt: int) -> None:
+        use_queue(queue_url)
+        run_stage_task(stage, artifact_id, attempt)
+
+    return enqueue
+
+
+def queue_depth() -> int:
+    """Tasks waiting in the queue (not counting those being run)."""
+    return int(huey.pending_count())
