@@ -17,7 +17,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, case, func, or_, select
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Float,
+    Integer,
+    and_,
+    case,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 
@@ -95,10 +106,9 @@ def log_events(
     # ids thus lock them in the same order; the rare deadlock otherwise left
     # on PostgreSQL is retried below.
     ordered = sorted(unique.values(), key=lambda r: r["timestamp"])
-    full_rows = [{k: row.get(k) for k in EVENT_COLUMNS} | {"received_at": stamp} for row in ordered]
     for attempt in range(5):
         try:
-            inserted = _write(engine, ordered, full_rows)
+            inserted = _write(engine, ordered, stamp)
             break
         except OperationalError as exc:
             if attempt == 4 or getattr(exc.orig, "sqlstate", None) != "40P01":
@@ -110,21 +120,78 @@ def log_events(
     return result
 
 
-def _write(
-    engine: Engine, ordered: list[dict[str, Any]], full_rows: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+def _write(engine: Engine, ordered: list[dict[str, Any]], stamp: int) -> list[dict[str, Any]]:
     with write_transaction(engine) as conn:
-        stmt = (
-            _insert(conn)(events_t)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(events_t.c.event_id)
-        )
-        inserted_ids = {r[0] for r in conn.execute(stmt, full_rows)}
+        if conn.dialect.name == "postgresql":
+            inserted_ids = _insert_postgresql(conn, ordered, stamp)
+        else:
+            inserted_ids = _insert_sqlite(conn, ordered, stamp)
         inserted = [row for row in ordered if row["event_id"] in inserted_ids]
         if inserted:
             e2e = _advance_artifact_states(conn, inserted)
             _increment_counters(conn, inserted, e2e)
     return inserted
+
+
+_INSERT_COLUMNS = (*EVENT_COLUMNS, "received_at")
+_PG_ARRAY_TYPES = {
+    name: (
+        "bigint[]"
+        if isinstance(events_t.c[name].type, BigInteger)
+        else "integer[]"
+        if isinstance(events_t.c[name].type, Integer)
+        else "double precision[]"
+        if isinstance(events_t.c[name].type, Float)
+        else "text[]"
+    )
+    for name in _INSERT_COLUMNS
+}
+_PG_INSERT_SQL = (
+    f"INSERT INTO {events_t.name} ({', '.join(_INSERT_COLUMNS)}) "
+    f"SELECT * FROM unnest({', '.join(f'%s::{_PG_ARRAY_TYPES[c]}' for c in _INSERT_COLUMNS)}) "
+    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+)
+_SQLITE_INSERT_SQL = (
+    f"INSERT INTO {events_t.name} ({', '.join(_INSERT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _INSERT_COLUMNS)})"
+)
+
+
+def _insert_postgresql(conn: Connection, rows: list[dict[str, Any]], stamp: int) -> set[str]:
+    """One ``INSERT ... SELECT FROM unnest(arrays)``: a column per parameter, not a
+    parameter per cell, which keeps psycopg's work per batch small. Duplicates are
+    skipped by the unique key, also against a concurrent transaction."""
+    columns = [[row.get(c) for row in rows] for c in EVENT_COLUMNS]
+    columns.append([stamp] * len(rows))
+    return {r[0] for r in conn.exec_driver_sql(_PG_INSERT_SQL, tuple(columns))}
+
+
+def _insert_sqlite(conn: Connection, rows: list[dict[str, Any]], stamp: int) -> set[str]:
+    """Skip ids already stored, then one ``executemany`` of plain tuples.
+
+    Checking first is safe because the transaction began IMMEDIATE: this
+    connection holds SQLite's write lock, so no other writer can add an id
+    between the check and the insert.
+    """
+    ids = [row["event_id"] for row in rows]
+    existing: set[str] = set()
+    for start in range(0, len(ids), 900):
+        chunk = ids[start : start + 900]
+        existing.update(
+            r[0]
+            for r in conn.execute(select(events_t.c.event_id).where(events_t.c.event_id.in_(chunk)))
+        )
+    fresh = [row for row in rows if row["event_id"] not in existing]
+    if fresh:
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(
+                _SQLITE_INSERT_SQL,
+                [(*[row.get(c) for c in EVENT_COLUMNS], stamp) for row in fresh],
+            )
+        finally:
+            cursor.close()
+    return {row["event_id"] for row in fresh}
 
 
 # --- counters -------------------------------------------------------------------
