@@ -5,7 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench soak services venv clean
+VENDOR := src/voicewatch/web/static/vendor
+ASSETS := $(VENDOR)/.installed
+
+.PHONY: demo test lint bench soak services venv clean assets browser screenshots
 
 venv: $(STAMP)
 
@@ -17,10 +20,28 @@ $(STAMP): pyproject.toml
 services:
 	@bash scripts/services.sh
 
-demo: $(STAMP)
+# Front-end libraries come from the npm registry (package.json + lock), are
+# copied into an ignored static folder and served by us: never a CDN.
+assets: $(ASSETS)
+
+$(ASSETS): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp node_modules/htmx.org/dist/htmx.min.js $(VENDOR)/htmx.min.js
+	cp node_modules/htmx-ext-sse/dist/sse.min.js $(VENDOR)/sse.min.js
+	cp node_modules/uplot/dist/uPlot.iife.min.js $(VENDOR)/uPlot.iife.min.js
+	cp node_modules/uplot/dist/uPlot.min.css $(VENDOR)/uPlot.min.css
+	@touch $(ASSETS)
+
+# Debian's Chromium for the browser tests (Playwright drives it via executable_path).
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) || echo "browser: could not install chromium"
+	@command -v espeak-ng >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng sox || echo "browser: could not install espeak-ng"
+
+demo: $(STAMP) $(ASSETS)
 	$(VENV)/bin/voicewatch demo
 
-test: $(STAMP) services
+test: $(STAMP) $(ASSETS) services browser
 	$(VENV)/bin/ruff check src tests bench
 	$(PY) -m pytest -q
 
@@ -34,6 +55,9 @@ bench: $(STAMP) services
 
 soak: $(STAMP) services
 	$(PY) -m pytest -q -m slow
+
+screenshots: $(STAMP) $(ASSETS) browser
+	$(PY) scripts/screenshots.py docs/screenshots
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

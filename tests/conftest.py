@@ -161,3 +161,90 @@ def live_server(db_url: str) -> Iterator[LiveServer]:
     server = LiveServer(db_url)
     yield server
     server.stop()
+
+
+# --- a real browser ------------------------------------------------------------------
+
+STAFF_EMAIL = "staff@voicewatch.test"
+STAFF_PASSWORD = "correct horse battery staple"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str | None:
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Debian's Chromium, headless, driven by Playwright (never a downloaded browser)."""
+    exe = chromium_path()
+    if exe is None:
+        message = "Chromium is not installed (make test installs Debian's chromium)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=exe, headless=True, args=CHROMIUM_ARGS
+        )
+        yield launched
+        launched.close()
+
+
+class BrowserSession:
+    """A signed-in staff browser page on a live server, collecting console errors."""
+
+    def __init__(self, browser: object, server: LiveServer) -> None:
+        from voicewatch.auth import create_staff
+
+        create_staff(server.engine, STAFF_EMAIL, STAFF_PASSWORD)
+        self.server = server
+        self.context = browser.new_context(viewport={"width": 1440, "height": 900})  # type: ignore[attr-defined]
+        self.page = self.context.new_page()
+        self.console_errors: list[str] = []
+        self.page.on(
+            "console", lambda msg: msg.type == "error" and self.console_errors.append(msg.text)
+        )
+        self.page.on("pageerror", lambda exc: self.console_errors.append(str(exc)))
+
+    def login(self, email: str = STAFF_EMAIL, password: str = STAFF_PASSWORD) -> None:
+        self.page.goto(f"{self.server.url}/login")
+        self.page.fill("input[name=email]", email)
+        self.page.fill("input[name=password]", password)
+        self.page.click("button[type=submit]")
+        self.page.wait_for_load_state()
+
+    def goto(self, path: str) -> object:
+        return self.page.goto(f"{self.server.url}{path}")
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def sqlite_server(sqlite_url: str) -> Iterator[LiveServer]:
+    """A real server on SQLite only (browser tests need one database, not both)."""
+    server = LiveServer(sqlite_url)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def staff_browser(browser: object, sqlite_server: LiveServer) -> Iterator[BrowserSession]:
+    """A signed-in staff session in Chromium against a live SQLite-backed server."""
+    session = BrowserSession(browser, sqlite_server)
+    session.login()
+    yield session
+    session.close()

@@ -223,7 +223,7 @@ def get(
 
     @web.middleware("http")
     async def _as_staff(request: Any, call_next: Any) -> Any:
-        request.state.principal = Principal("cli", TokenScope.STAFF, "session")
+        request.state.principal = Principal("cli", TokenScope.STAFF, "cli")
         return await call_next(request)
 
     with TestClient(web) as client:

@@ -49,6 +49,7 @@ class Settings:
     extractor: str = "rules"  # rules | openai
     openai_chat_model: str = "gpt-4o-mini"
     audio_dir: str = ""
+    secure_cookies: bool = False  # set when served over HTTPS (VOICEWATCH_SECURE_COOKIES=1)
 
     def __post_init__(self) -> None:
         if not self.queue_url:
@@ -74,8 +75,10 @@ class Settings:
             "extractor": os.environ.get("VOICEWATCH_EXTRACTOR", "rules"),
             "openai_chat_model": os.environ.get("VOICEWATCH_OPENAI_CHAT_MODEL", "gpt-4o-mini"),
             "audio_dir": os.environ.get("VOICEWATCH_AUDIO_DIR", ""),
+            "secure_cookies": os.environ.get("VOICEWATCH_SECURE_COOKIES", "")
+            in ("1", "true", "yes"),
         }
-        values.update({k: v for k, v in overrides.items() if v not in (None, "")})
+        values.update({k: v for k, v in overrides.items() if v is not None and v != ""})
         return cls(**values)  # type: ignore[arg-type]
 
 
@@ -95,4 +98,5 @@ ENV_VARS: tuple[str, ...] = (
     "VOICEWATCH_EXTRACTOR",
     "VOICEWATCH_OPENAI_CHAT_MODEL",
     "VOICEWATCH_AUDIO_DIR",
+    "VOICEWATCH_SECURE_COOKIES",
 )

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import secrets
+
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
+from starlette.middleware.sessions import SessionMiddleware
 
 from voicewatch import __version__
 from voicewatch.config import Settings
@@ -15,8 +19,12 @@ from voicewatch.web import (
     api_events,
     api_health,
     api_metrics,
+    pages_auth,
 )
 from voicewatch.web.errors import install_error_handlers
+from voicewatch.web.login_limit import LoginLimiter
+from voicewatch.web.security import SESSION_COOKIE
+from voicewatch.web.templating import STATIC_DIR
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
@@ -34,6 +42,16 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.login_limiter = LoginLimiter()
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key or secrets.token_urlsafe(32),
+        session_cookie=SESSION_COOKIE,
+        same_site="lax",
+        https_only=settings.secure_cookies,
+        max_age=12 * 3600,
+    )
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     install_error_handlers(app)
     for router in (
         api_health.router,
@@ -42,6 +60,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         api_metrics.router,
         api_alerts.router,
         api_docs.router,
+        pages_auth.router,
     ):
         app.include_router(router)
     return app

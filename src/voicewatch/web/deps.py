@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from voicewatch.auth import AuthError, Principal, principal_for_token
 from voicewatch.config import Settings
 from voicewatch.web.errors import ApiError
+from voicewatch.web.security import UNSAFE_METHODS, csrf_ok, session_principal
 
 
 def get_engine(request: Request) -> Engine:
@@ -29,8 +30,13 @@ def current_principal(request: Request) -> Principal | None:
             return principal_for_token(get_engine(request), token.strip())
         except AuthError as exc:
             raise ApiError(401, "invalid or revoked token", headers=_challenge()) from exc
-    session_principal = getattr(request.state, "principal", None)
-    return session_principal if isinstance(session_principal, Principal) else None
+    preset = getattr(request.state, "principal", None)  # `voicewatch get` runs as staff
+    if isinstance(preset, Principal):
+        return preset
+    principal = session_principal(request)
+    if principal is not None:
+        request.state.principal = principal
+    return principal
 
 
 def _challenge() -> dict[str, str]:
@@ -45,9 +51,20 @@ def require_ingest(request: Request) -> Principal:
     return principal
 
 
-def require_staff(request: Request) -> Principal:
-    """Platform staff only: everything that reads or changes the harness."""
+async def require_staff(request: Request) -> Principal:
+    """Platform staff only: everything that reads or changes the harness.
+
+    A change made with a session cookie must also carry its CSRF token.
+    """
     principal = require_ingest(request)
     if not principal.is_staff:
         raise ApiError(403, "platform staff only")
+    if (
+        principal.via == "session"
+        and request.method in UNSAFE_METHODS
+        and not getattr(request.state, "csrf_checked", False)
+    ):
+        if not await csrf_ok(request):
+            raise ApiError(403, "missing or wrong CSRF token")
+        request.state.csrf_checked = True
     return principal

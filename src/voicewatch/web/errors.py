@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -34,14 +34,35 @@ def error_body(error: str, detail: Any = None) -> dict[str, Any]:
     return {"error": error, "detail": detail}
 
 
+def _wants_html(request: Request) -> bool:
+    """Pages get an HTML error page; the API (and scripts) get JSON."""
+    path = request.url.path
+    if path.startswith(("/api/", "/openapi.json", "/metrics", "/static/")):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    from voicewatch.web.page_deps import LoginRequired
+
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if isinstance(exc, ApiError):
-            body = error_body(exc.error, exc.extra)
-        else:
-            body = error_body(str(exc.detail))
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        message = exc.error if isinstance(exc, ApiError) else str(exc.detail)
+        if _wants_html(request):
+            from voicewatch.web.templating import render
+
+            return render(
+                request,
+                "error.html",
+                {"status": exc.status_code, "message": message},
+                exc.status_code,
+            )
+        body = error_body(message, exc.extra if isinstance(exc, ApiError) else None)
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(_request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse(f"/login?next={exc.next_path}", status_code=303)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
