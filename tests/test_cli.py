@@ -89,3 +89,34 @@ def test_create_staff_rejects_a_short_password(sqlite_url: str) -> None:
     assert "at least 8" in result.stderr
     ok = run("create-staff", "ops@club.example", "--password", "a long passphrase", db=sqlite_url)
     assert ok.returncode == 0, ok.stderr
+
+
+def test_aggregate_backfills_a_range_and_cleanup_reports(sqlite_url: str, tmp_path: Path) -> None:
+    lines = [
+        json.dumps(
+            {
+                "event_id": f"h{i}",
+                "event_type": "artifact_received",
+                "timestamp": 1795420800000 + i * 3_600_000,
+            }
+        )
+        for i in range(3)
+    ]
+    path = tmp_path / "e.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    assert run("ingest", str(path), db=sqlite_url).returncode == 0
+    result = run(
+        "aggregate",
+        "hourly",
+        "--from",
+        "2026-11-23T00:00:00Z",
+        "--to",
+        "2026-11-23T03:00:00Z",
+        db=sqlite_url,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "wrote 3 hourly snapshot rows" in result.stdout  # 3 hours, platform-wide only
+    bad = run("aggregate", "hourly", "--from", "yesterday", "--to", "today", db=sqlite_url)
+    assert bad.returncode == 2
+    cleaned = run("cleanup", db=sqlite_url)
+    assert cleaned.returncode == 0 and cleaned.stdout.startswith("deleted ")

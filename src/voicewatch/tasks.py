@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from huey import Huey, RedisHuey, SqliteHuey
+from huey import Huey, RedisHuey, SqliteHuey, crontab
 
 from voicewatch.config import Settings
 
@@ -55,6 +55,44 @@ def run_stage_task(stage: str, artifact_id: str, attempt: int) -> None:
     from voicewatch.pipeline.stages import run_stage
 
     run_stage(runtime.context(), stage, artifact_id, attempt)
+
+
+def _engine() -> object:
+    from voicewatch.pipeline import runtime
+
+    return runtime.context().engine
+
+
+@huey.periodic_task(crontab(minute="30"), name="voicewatch.aggregate_hourly")
+def aggregate_hourly_task() -> None:
+    """:30 every hour (UTC): the previous hour's snapshots, and any hour missed."""
+    from voicewatch import jobs
+
+    jobs.hourly_aggregation(_engine())  # type: ignore[arg-type]
+
+
+@huey.periodic_task(crontab(hour="1", minute="30"), name="voicewatch.aggregate_daily")
+def aggregate_daily_task() -> None:
+    """01:30 UTC: yesterday's daily snapshots (from its hourly ones), and any day missed."""
+    from voicewatch import jobs
+
+    jobs.daily_aggregation(_engine())  # type: ignore[arg-type]
+
+
+@huey.periodic_task(crontab(minute="*/5"), name="voicewatch.check_health")
+def check_health_task() -> None:
+    """Every 5 minutes: the alert rules."""
+    from voicewatch import jobs
+
+    jobs.health_check(_engine())  # type: ignore[arg-type]
+
+
+@huey.periodic_task(crontab(day_of_week="0", hour="4", minute="30"), name="voicewatch.cleanup")
+def cleanup_task() -> None:
+    """Sundays 04:30 UTC: retention."""
+    from voicewatch import jobs
+
+    jobs.retention_cleanup(_engine(), Settings.from_env())  # type: ignore[arg-type]
 
 
 def enqueue_stage(stage: str, artifact_id: str, attempt: int) -> None:
