@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 import click
 import typer
 from sqlalchemy import Engine
+from typer.exceptions import TyperException
 
 from voicewatch.config import Settings
 from voicewatch.model import TokenScope
@@ -45,6 +46,8 @@ def one_line_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except (typer.Exit, typer.Abort, click.ClickException, KeyboardInterrupt):
+            raise
+        except TyperException:  # typer's own usage errors: exit code 2, its own message
             raise
         except Exception as exc:
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
