@@ -13,7 +13,7 @@ from voicewatch.auth import create_staff, create_token
 from voicewatch.clock import HOUR_MS, now_ms
 from voicewatch.config import Settings
 from voicewatch.events import log_events
-from voicewatch.simulate import DEMO_ORGANIZATIONS, artifact_events, traffic
+from voicewatch.simulate import DEMO_ORGANIZATIONS, traffic
 from voicewatch.store import open_store, read_connection, write_transaction
 from voicewatch.store.tables import organizations, voice_pipeline_events
 
@@ -51,48 +51,52 @@ def seed(engine: Engine, *, artifacts: int = 400, seed_value: int = 7) -> int:
     return written
 
 
-def _live_traffic(engine: Engine, rate: float, stop: threading.Event) -> None:
+def _live_traffic(ctx: object, settings: Settings, rate: float, stop: threading.Event) -> None:
+    """Real notes through the real pipeline, ``rate`` per second, 5% failing once."""
+    from voicewatch.simulate import simulate_notes
+
     rng = random.Random()
     while not stop.wait(1.0 / max(rate, 0.01)):
-        org_id = rng.choice(DEMO_ORGANIZATIONS)[0]
-        fail_at = (
-            rng.choice(("transcription", "claims_extraction")) if rng.random() < 0.05 else None
-        )
-        story = artifact_events(
-            rng,
-            start_ms=now_ms() - 15_000,
-            organization_id=org_id,
-            coach_user_id=f"coach_{org_id[4:]}_{rng.randint(1, 4)}",
-            fail_at=fail_at,
-        )
         try:
-            log_events(engine, story)
+            simulate_notes(ctx, settings, artifacts=1, failure_rate=0.05, rng=rng)
         except Exception:  # the demo keeps going through a busy database
             time.sleep(1)
 
 
 def run_demo(settings: Settings, *, port: int, rate: float) -> None:
+    """Seed a day of history, start a worker and live traffic, and serve the dashboard."""
     import uvicorn
+    from huey.consumer import Consumer
 
+    from voicewatch import metrics, tasks
+    from voicewatch.pipeline import runtime
     from voicewatch.web.app import create_app
 
     engine = open_store(settings.database_url)
     written = seed(engine)
+    now = now_ms()
+    metrics.aggregate_range(engine, now - 25 * HOUR_MS, now, "hourly")
     password = secrets.token_urlsafe(9)
     create_staff(engine, DEMO_EMAIL, password)
     token = create_token(engine, scope="staff", name="demo")
+    huey = tasks.use_queue(settings.queue_url)
+    ctx = runtime.build_context(settings)
+    runtime.install(ctx)
+    consumer = Consumer(huey, workers=2, worker_type="thread", periodic=True)
+    consumer.start()
     stop = threading.Event()
-    threading.Thread(target=_live_traffic, args=(engine, rate, stop), daemon=True).start()
+    threading.Thread(target=_live_traffic, args=(ctx, settings, rate, stop), daemon=True).start()
     print(f"voicewatch demo: seeded {written} events into {settings.database_url}")
     print(f"  dashboard  http://127.0.0.1:{port}/")
     print(f"  login      {DEMO_EMAIL} / {password}")
     print(f"  API token  {token}")
-    print(
-        f"  try        curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/api/v1/metrics/realtime"
-    )
+    print(f"  traffic    {rate:g} note(s)/s through the pipeline, worker running in-process")
     try:
         uvicorn.run(
             create_app(settings, engine=engine), host="127.0.0.1", port=port, log_level="warning"
         )
     finally:
         stop.set()
+        consumer.stop(graceful=True)
+        if ctx.monitor is not None:
+            ctx.monitor.close()
