@@ -49,6 +49,8 @@ class Settings:
     extractor: str = "rules"  # rules | openai
     openai_chat_model: str = "gpt-4o-mini"
     audio_dir: str = ""
+    breaker_failures: int = 5  # consecutive AI failures that open a circuit
+    breaker_cooldown_ms: int = 30_000  # open circuit's wait before one probe call
     secure_cookies: bool = False  # set when served over HTTPS (VOICEWATCH_SECURE_COOKIES=1)
 
     def __post_init__(self) -> None:
@@ -75,6 +77,8 @@ class Settings:
             "extractor": os.environ.get("VOICEWATCH_EXTRACTOR", "rules"),
             "openai_chat_model": os.environ.get("VOICEWATCH_OPENAI_CHAT_MODEL", "gpt-4o-mini"),
             "audio_dir": os.environ.get("VOICEWATCH_AUDIO_DIR", ""),
+            "breaker_failures": _env_int("VOICEWATCH_BREAKER_FAILURES", 5),
+            "breaker_cooldown_ms": _env_int("VOICEWATCH_BREAKER_COOLDOWN_MS", 30_000),
             "secure_cookies": os.environ.get("VOICEWATCH_SECURE_COOKIES", "")
             in ("1", "true", "yes"),
         }
@@ -99,4 +103,6 @@ ENV_VARS: tuple[str, ...] = (
     "VOICEWATCH_OPENAI_CHAT_MODEL",
     "VOICEWATCH_AUDIO_DIR",
     "VOICEWATCH_SECURE_COOKIES",
+    "VOICEWATCH_BREAKER_FAILURES",
+    "VOICEWATCH_BREAKER_COOLDOWN_MS",
 )

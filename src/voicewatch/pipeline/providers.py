@@ -49,11 +49,20 @@ class Usage:
 class GuardedCall:
     """Runs AI calls for one service behind budget, rate limit and circuit breaker."""
 
-    def __init__(self, engine: Engine, service: str, emit: Emit, *, stage: str) -> None:
+    def __init__(
+        self, engine: Engine, service: str, emit: Emit, *, stage: str, settings: Settings
+    ) -> None:
         self.engine = engine
         self.service = service
         self.emit = emit
-        self.breaker = CircuitBreaker(engine, service, emit=emit, pipeline_stage=stage)
+        self.breaker = CircuitBreaker(
+            engine,
+            service,
+            emit=emit,
+            pipeline_stage=stage,
+            failure_threshold=settings.breaker_failures,
+            cooldown_ms=settings.breaker_cooldown_ms,
+        )
 
     def __call__(
         self,
@@ -113,7 +122,7 @@ def transcriber_for(
     """``transcribe(artifact, hints) -> (Transcript, cost)`` for the configured provider."""
     from voicewatch.pipeline.transcription import TextPassthrough
 
-    guarded = GuardedCall(engine, "transcription", emit, stage="transcription")
+    guarded = GuardedCall(engine, "transcription", emit, stage="transcription", settings=settings)
     passthrough = TextPassthrough()
     recognizer: Any = None
 
@@ -170,7 +179,7 @@ def extractor_for(
         base_url=settings.openai_base_url or None,
         model=settings.openai_chat_model,
     )
-    guarded = GuardedCall(engine, "claims", emit, stage="claims_extraction")
+    guarded = GuardedCall(engine, "claims", emit, stage="claims_extraction", settings=settings)
 
     def extract_chat(
         artifact: dict[str, Any], text: str, names: list[str]

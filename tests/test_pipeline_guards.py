@@ -1,0 +1,129 @@
+"""The guard rails inside the running pipeline: circuit breaker and budgets on real stages."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import IN_CI
+from pipeline_helpers import make_pipeline
+from voicewatch import events
+from voicewatch.clock import now_ms
+from voicewatch.pipeline import audio, budgets
+from voicewatch.pipeline import repository as repo
+
+
+def _audio_note(ctx, path: Path) -> str:
+    artifact = repo.create_artifact(
+        ctx.engine,
+        organization_id="org_clg",
+        coach_user_id="coach_1",
+        source_channel="whatsapp",
+        audio_path=str(path),
+    )
+    return artifact["artifact_id"]
+
+
+def _types(ctx, artifact_ids: list[str] | None = None) -> list[str]:
+    ctx.monitor.flush(timeout=10)
+    items, _ = events.recent_events(ctx.engine, limit=500)
+    return [e["event_type"] for e in reversed(items)]
+
+
+def test_failing_transcriptions_open_the_circuit_and_recovery_closes_it(
+    db_url: str, tmp_path: Path
+) -> None:
+    if not audio.espeak_available():
+        if IN_CI:
+            pytest.fail("espeak-ng is required (make test installs it)")
+        pytest.skip("espeak-ng is not installed")
+    ctx, driver = make_pipeline(db_url, breaker_failures=3, breaker_cooldown_ms=200)
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEthis is not really audio")
+    failed = []
+    for _ in range(4):
+        artifact_id = _audio_note(ctx, broken)
+        driver.enqueue("transcription", artifact_id, 0)
+        driver.drain()
+        failed.append(repo.get_artifact(ctx.engine, artifact_id))
+    assert all(a["status"] == "failed" for a in failed)
+    assert failed[3]["error_code"] == "circuit_open"  # the 4th call never reached the recogniser
+    assert _types(ctx).count("circuit_breaker_opened") == 1
+    time.sleep(0.3)  # past the cool-down: the next call is the probe
+    good = audio.synthesize("Sean Murphy hurt his ankle at training", tmp_path / "good.wav")
+    artifact_id = _audio_note(ctx, good)
+    driver.enqueue("transcription", artifact_id, 0)
+    driver.drain()
+    assert repo.get_artifact(ctx.engine, artifact_id)["status"] == "completed"
+    types = _types(ctx)
+    assert types.count("circuit_breaker_closed") == 1
+    assert types.index("circuit_breaker_opened") < types.index("circuit_breaker_closed")
+    ctx.monitor.close()
+
+
+def test_a_budget_below_the_days_spend_stops_ai_calls_with_a_clear_reason(
+    db_url: str, tmp_path: Path
+) -> None:
+    if not audio.espeak_available():
+        if IN_CI:
+            pytest.fail("espeak-ng is required (make test installs it)")
+        pytest.skip("espeak-ng is not installed")
+    ctx, driver = make_pipeline(db_url)
+    budgets.set_budget(ctx.engine, "org_clg", 1.0)
+    budgets.add_spend(ctx.engine, "org_clg", 1.5, now_ms(), ctx.emit)
+    note = audio.synthesize("Aoife Kelly was brilliant on the frees", tmp_path / "note.wav")
+    artifact_id = _audio_note(ctx, note)
+    driver.enqueue("transcription", artifact_id, 0)
+    driver.drain()
+    row = repo.get_artifact(ctx.engine, artifact_id)
+    assert row["status"] == "failed" and row["error_code"] == "budget_exceeded"
+    assert "daily AI budget" in row["error_message"] and "org_clg" in row["error_message"]
+    assert "budget_exceeded" in _types(ctx)
+    # text notes need no AI call for transcription and still get through
+    text = repo.create_artifact(
+        ctx.engine,
+        organization_id="org_clg",
+        coach_user_id="coach_1",
+        source_channel="app",
+        text="Jack Walsh was late.",
+    )
+    driver.enqueue("transcription", text["artifact_id"], 0)
+    driver.drain()
+    assert repo.get_artifact(ctx.engine, text["artifact_id"])["status"] == "completed"
+    ctx.monitor.close()
+
+
+def test_an_audio_note_goes_through_every_stage(sqlite_url: str, tmp_path: Path) -> None:
+    if not audio.espeak_available():
+        if IN_CI:
+            pytest.fail("espeak-ng is required (make test installs it)")
+        pytest.skip("espeak-ng is not installed")
+    ctx, driver = make_pipeline(sqlite_url)
+    note = audio.synthesize(
+        "Sean Murphy has a hamstring injury and will miss the match", tmp_path / "n.wav"
+    )
+    artifact_id = _audio_note(ctx, note)
+    driver.enqueue("transcription", artifact_id, 0)
+    driver.drain()
+    assert repo.get_artifact(ctx.engine, artifact_id)["status"] == "completed"
+    transcript = repo.get_transcript(ctx.engine, artifact_id)
+    assert transcript is not None and transcript["model_used"] != "text"
+    assert transcript["word_count"] > 3 and transcript["segments"]
+    ctx.monitor.flush(timeout=10)
+    kinds = [e["event_type"] for e in events.artifact_timeline(ctx.engine, artifact_id)]
+    for needed in (
+        "transcription_completed",
+        "claims_extracted",
+        "drafts_generated",
+        "artifact_completed",
+    ):
+        assert needed in kinds
+    completed = next(
+        e
+        for e in events.artifact_timeline(ctx.engine, artifact_id)
+        if e["event_type"] == "transcription_completed"
+    )
+    assert completed["metadata"]["transcript_duration"] > 0
+    ctx.monitor.close()
