@@ -606,6 +606,34 @@ def test_same_figures_when_the_database_cannot_bucket(
     assert hist.quantile(0.95) == pytest.approx(8000, rel=0.05)
 
 
+def test_zero_durations_and_costs_on_other_events(engine: Engine) -> None:
+    """0 ms stage durations land in the zero bucket (no log(0) anywhere); missing ones are
+    counted as completions but not in the latency figures."""
+    base = {"artifact_id": "Z1", "organization_id": "org_a"}
+    events = [
+        make_event("transcription_completed", at(D0, 5, 1), **base, duration_ms=0),
+        make_event("transcription_completed", at(D0, 5, 2), **base, duration_ms=0.0001),
+        make_event("transcription_completed", at(D0, 5, 3), **base, duration_ms=300),
+        make_event("transcription_completed", at(D0, 5, 4), **base),  # no duration
+        # costs on other event types count too; one without an artifact adds to the total
+        # but not to the artifacts with a cost
+        make_event("retry_succeeded", at(D0, 5, 5), **base, metadata={"ai_cost": 0.5}),
+        make_event("retry_succeeded", at(D0, 5, 6), metadata={"ai_cost": 0.25}),
+    ]
+    assert not log_events(engine, events).rejected
+    metrics.aggregate_hour(engine, at(D0, 5), now_ms=NOW)
+    row = snapshot_rows(engine, "hourly")[("", at(D0, 5))]
+    assert row["avg_transcription_latency"] == pytest.approx((0 + 0.0001 + 300) / 3)
+    weights = json.loads(row["weights"])
+    assert (weights["transcription_completed"], weights["transcription_latency"]) == (4, 3)
+    assert row["total_ai_cost"] == pytest.approx(0.5 + 0.25)
+    assert row["avg_cost_per_artifact"] == pytest.approx((0.5 + 0.25) / 1)
+    hist = json.loads(row["latency_histogram"])["transcription"]
+    assert (hist["n"], hist["zero"]) == (3, 2)
+    stages = metrics.stage_breakdown(engine, at(D0, 6))["stages"]
+    assert stages[0]["p95_latency_ms"] == pytest.approx(300, rel=0.05)  # sorted[floor(2.85)]
+
+
 def test_empty_hours_and_days_give_zeros_never_nan(engine: Engine) -> None:
     assert metrics.aggregate_hour(engine, at(D0, 3), now_ms=NOW) == 1
     assert metrics.aggregate_day(engine, D0, now_ms=NOW) == 1

@@ -306,7 +306,7 @@ def snapshot_values(totals: Totals) -> dict[str, Any]:
     values |= {
         "avg_transcript_confidence": safe_divide(t.transcript_conf_sum, t.transcript_conf_n),
         "avg_claim_confidence": safe_divide(t.claim_conf_sum, t.claim_conf_n),
-        "auto_resolution_rate": safe_divide(entities - ambiguous, entities),
+        "auto_resolution_rate": safe_divide(max(0, entities - ambiguous), entities),
         "disambiguation_rate": safe_divide(ambiguous, entities),
     }
     for stage in ("transcription", "claims_extraction", "entity_resolution"):
@@ -623,7 +623,7 @@ def org_breakdown(
                 organizations.c.organization_id.in_(sorted(per_org))
             )
             names = {r[0]: r[1] for r in conn.execute(query)}
-    items = []
+    items: list[dict[str, Any]] = []
     for org, t in per_org.items():
         items.append(
             {

@@ -6,9 +6,13 @@
   sums, latency histograms) from which ``metrics.snapshot_values`` derives the
   metrics. Totals add up, so a day is the sum of its hours and a range the sum
   of its days.
-- ``read_period`` runs the few grouped SQL queries an hourly snapshot needs
-  (never one row per event into Python, except the completed artifacts'
-  end-to-end latencies and the stage durations that feed the histograms).
+- ``read_period`` runs the three SQL queries an hourly snapshot needs: one
+  GROUP BY pass for every count and sum (stage durations bucketed for the
+  histograms in SQL too, when the database has ``ln()``), the distinct
+  cost-bearing artifacts, and one row per completed artifact for the exact
+  end-to-end p95. Never one row per event into Python.
+- ``plan_window``, ``range_snapshots``, ``missing_hours`` / ``missing_days``
+  decide which snapshots to read and which periods to (re)build.
 - ``write_snapshots`` replaces one period's snapshot rows in one transaction
   with an upsert on the unique key (period_type, scope, period_start), so
   two workers aggregating the same period at once leave one row per scope.
@@ -32,7 +36,6 @@ from sqlalchemy import (
     Float,
     Integer,
     and_,
-    bindparam,
     case,
     cast,
     delete,
@@ -57,7 +60,7 @@ from voicewatch.histogram import (
     ZERO_BUCKET,
     LatencyHistogram,
 )
-from voicewatch.model import EVENT_TYPE_NAMES, PROCESSING_STAGES, TrackedState
+from voicewatch.model import PROCESSING_STAGES, TrackedState
 from voicewatch.store import read_connection, write_transaction
 from voicewatch.store.tables import PLATFORM
 from voicewatch.store.tables import voice_pipeline_artifact_states as states_t
@@ -194,6 +197,7 @@ class EventGroup:
     disambiguations: int
     drafts: int
     ai_cost: float
+    cost_events: int = 0
     bucket: int | None = None
 
 
@@ -219,8 +223,28 @@ def _float(value: Any) -> float:
     return float(value or 0.0)
 
 
-#: How to read the aggregate columns of the groups query (SUMs may be NULL or Decimal).
-_GROUP_TYPES = (_int, _float, _int, _float, _int, _int, _int, _int, _int, _float)
+def _event_group(row: Any, width: int, bucketed: bool) -> EventGroup:
+    """An ``EventGroup`` from a row of the groups query (SUMs may be NULL or Decimal)."""
+    v = row[width:]
+    return EventGroup(
+        organization_id=row[0],
+        event_type=row[1],
+        pipeline_stage=row[2],
+        events=_int(v[0]),
+        duration_sum=_float(v[1]),
+        duration_n=_int(v[2]),
+        confidence_sum=_float(v[3]),
+        confidence_n=_int(v[4]),
+        claims=_int(v[5]),
+        entities=_int(v[6]),
+        disambiguations=_int(v[7]),
+        drafts=_int(v[8]),
+        ai_cost=_float(v[9]),
+        cost_events=_int(v[10]),
+        bucket=int(row[3]) if bucketed and row[3] is not None else None,
+    )
+
+
 #: engine url -> whether its database has ln() (PostgreSQL always; SQLite when built
 #: with its math functions, as Python's usually is).
 _HAS_LN: dict[str, bool] = {}
@@ -254,9 +278,8 @@ def _bucket_expr() -> ColumnElement[Any]:
 def read_period(engine: Engine, start: int, end: int) -> PeriodData:
     """Read the events of [start, end) (epoch ms) in three grouped or filtered queries.
 
-    1. GROUP BY (organization, event type, stage[, duration bucket]), one
-       event type at a time, for every count, sum and the stage latency
-       histograms;
+    1. one GROUP BY (organization, event type, stage[, duration bucket]) pass
+       for every count, sum and the stage latency histograms;
     2. the (organization, artifact) pairs with a cost-bearing event, grouped;
     3. each ``artifact_completed`` event with its artifact's receipt time (an
        index join to the artifact state table), for the exact p95.
@@ -272,9 +295,6 @@ def read_period(engine: Engine, start: int, end: int) -> PeriodData:
         keys.append(_bucket_expr().label("bucket"))
         # by its name: PostgreSQL would not match a repeated expression with bound values
         group_keys.append(literal_column("bucket"))
-    # One query per event type (the 25 types are all validation lets in): each reads
-    # its rows through the (event_type, timestamp) index and sorts only them for the
-    # GROUP BY, which on SQLite is markedly faster than sorting the whole hour at once.
     groups_q = (
         select(
             *keys,
@@ -288,19 +308,10 @@ def read_period(engine: Engine, start: int, end: int) -> PeriodData:
             func.sum(e.disambiguation_count),
             func.sum(e.draft_count),
             func.sum(e.ai_cost),
+            func.count(e.ai_cost),
         )
-        .where(e.event_type == bindparam("event_type"), *in_period)
+        .where(*in_period)
         .group_by(*group_keys)
-    )
-    cost_q = (
-        select(e.organization_id, e.artifact_id)
-        .where(
-            *in_period,
-            e.ai_cost.is_not(None),
-            e.artifact_id.is_not(None),
-            e.event_type.not_in(sorted(NOT_COST_BEARING)),
-        )
-        .group_by(e.organization_id, e.artifact_id)
     )
     completions_q = (
         select(e.organization_id, e.timestamp, states_t.c.received_at, e.duration_ms)
@@ -314,20 +325,25 @@ def read_period(engine: Engine, start: int, end: int) -> PeriodData:
     with read_connection(engine) as conn:
         if conn.dialect.name == "postgresql":
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
-        groups = [
-            EventGroup(
-                r[0],
-                r[1],
-                r[2],
-                *(f(v) for f, v in zip(_GROUP_TYPES, r[width:], strict=True)),
-                bucket=None if not in_sql or r[3] is None else int(r[3]),
+        groups = [_event_group(r, width, in_sql) for r in conn.execute(groups_q).all()]
+        # the artifacts with a cost-bearing event: read through the (event_type,
+        # timestamp) index, only for the types that carried a cost this period
+        cost_types = sorted({g.event_type for g in groups if g.cost_events} - set(NOT_COST_BEARING))
+        cost_q = (
+            select(e.organization_id, e.artifact_id)
+            .where(
+                e.event_type.in_(cost_types),
+                *in_period,
+                e.ai_cost.is_not(None),
+                e.artifact_id.is_not(None),
             )
-            for event_type in sorted(EVENT_TYPE_NAMES)
-            for r in conn.execute(groups_q, {"event_type": event_type}).all()
-        ]
-        cost = [(r[0], r[1]) for r in conn.execute(cost_q)]
-        completions = [(r[0], int(r[1]), r[2], r[3]) for r in conn.execute(completions_q)]
-        durations = [] if in_sql else [(r[0], r[1], float(r[2])) for r in conn.execute(durations_q)]
+            .group_by(e.organization_id, e.artifact_id)
+        )
+        cost = [(r[0], r[1]) for r in conn.execute(cost_q).all()] if cost_types else []
+        completions = [(r[0], int(r[1]), r[2], r[3]) for r in conn.execute(completions_q).all()]
+        durations = (
+            [] if in_sql else [(r[0], r[1], float(r[2])) for r in conn.execute(durations_q).all()]
+        )
     return PeriodData(groups, cost, completions, durations)
 
 
