@@ -283,7 +283,8 @@ def _advance_artifact_states(conn: Connection, rows: list[dict[str, Any]]) -> di
             "received_at": None,
             "updated_at": 0,
         }
-        for row in sorted(by_artifact[artifact_id], key=lambda r: (r["timestamp"], r["event_id"])):
+        # stable sort: within one millisecond, events keep the order they were sent
+        for row in sorted(by_artifact[artifact_id], key=lambda r: r["timestamp"]):
             _fold(state, row, e2e)
         updates.append(state)
     insert = _insert(conn)(states_t)

@@ -19,7 +19,10 @@ from voicewatch.web import (
     api_events,
     api_health,
     api_metrics,
+    api_stream,
     pages_auth,
+    pages_data,
+    pages_live,
 )
 from voicewatch.web.errors import install_error_handlers
 from voicewatch.web.login_limit import LoginLimiter
@@ -60,7 +63,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         api_metrics.router,
         api_alerts.router,
         api_docs.router,
+        api_stream.router,
         pages_auth.router,
+        pages_live.router,
+        pages_data.router,
     ):
         app.include_router(router)
     return app
