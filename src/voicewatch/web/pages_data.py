@@ -108,6 +108,11 @@ async def metrics_dashboard(
     _staff: Staff,
     range_name: Annotated[str, Query(alias="range", max_length=8)] = "24h",
 ) -> Response:
+    if request.headers.get("authorization"):  # a scraper with a staff token: Prometheus text
+        from voicewatch import prometheus
+
+        body = await run_in_threadpool(prometheus.exposition, get_engine(request))
+        return Response(body, media_type=prometheus.CONTENT_TYPE)
     try:
         data = await run_in_threadpool(views_data.metrics_page, get_engine(request), range_name)
     except views_data.BadFilter as exc:
