@@ -42,11 +42,12 @@ demo: $(STAMP) $(ASSETS)
 	$(VENV)/bin/voicewatch demo
 
 test: $(STAMP) $(ASSETS) services browser
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests bench scripts
+	$(VENV)/bin/mypy src
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/ruff format --check src tests bench || true
 	$(VENV)/bin/mypy src
 

@@ -29,7 +29,7 @@ from voicewatch import model
 log = logging.getLogger(__name__)
 
 #: ``emit(event_type, **fields)``; fields as in DESIGN.md "The event".
-Emit = Callable[..., None]
+Emit = Callable[..., Any]
 
 
 def notify(emit: Emit | None, event_type: str, **fields: Any) -> None:

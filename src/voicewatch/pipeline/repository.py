@@ -318,7 +318,7 @@ def create_artifact(
     if not organization_exists(engine, organization_id):
         raise RecordError(f"unknown organization: {organization_id}")
     stamp = now_ms() if now is None else now
-    row = {
+    row: dict[str, Any] = {
         "artifact_id": artifact_id or new_artifact_id(),
         "voice_note_id": None,
         "organization_id": organization_id,
