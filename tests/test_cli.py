@@ -120,3 +120,47 @@ def test_aggregate_backfills_a_range_and_cleanup_reports(sqlite_url: str, tmp_pa
     assert bad.returncode == 2
     cleaned = run("cleanup", db=sqlite_url)
     assert cleaned.returncode == 0 and cleaned.stdout.startswith("deleted ")
+
+
+def test_org_roster_and_submit(db_url: str, tmp_path: Path) -> None:
+    assert run("org", "create", "org_clg", "--name", "Clonmore GAA", db=db_url).stdout.startswith(
+        "created"
+    )
+    assert run(
+        "org", "create", "org_clg", "--name", "Clonmore GAA Club", db=db_url
+    ).stdout.startswith("renamed")
+    roster = tmp_path / "roster.csv"
+    roster.write_text("name,team,aliases\nSean Murphy,U14,Murph|Seanie\n,U14,\nAoife Kelly,U14,\n")
+    first = run("roster", "import", "org_clg", str(roster), db=db_url)
+    assert first.returncode == 0, first.stderr
+    assert "added 2, updated 0, aliases 2, bad rows 1" in first.stdout
+    assert "line 3: name is empty" in first.stderr
+    again = run("roster", "import", "org_clg", str(roster), db=db_url)
+    assert "added 0, updated 2" in again.stdout  # re-import updates, never duplicates
+    missing_org = run("roster", "import", "org_nope", str(roster), db=db_url)
+    assert missing_org.returncode == 1 and "unknown organization" in missing_org.stderr
+    queue = f"sqlite:///{tmp_path / 'queue.db'}"
+    submitted = subprocess.run(
+        [
+            *CLI,
+            "--db",
+            db_url,
+            "--queue",
+            queue,
+            "submit",
+            "--org",
+            "org_clg",
+            "--coach",
+            "c1",
+            "--text",
+            "Sean Murphy hurt his ankle",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    artifact_id = submitted.stdout.strip().splitlines()[-1]
+    assert artifact_id.startswith("art_")
+    both = run("submit", "--org", "org_clg", "--coach", "c1", db=db_url)
+    assert both.returncode == 2  # neither --text nor --audio
