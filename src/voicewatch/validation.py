@@ -27,6 +27,7 @@ _STRING_FIELDS: dict[str, int] = {
     "error_code": model.ERROR_CODE_MAX_LEN,
 }
 _TIME_FIELDS = ("stage_started_at", "stage_completed_at")
+_FIELDS = frozenset(model.EVENT_FIELDS)
 # 2000-01-01 .. 2200-01-01: anything outside is a unit mistake (seconds, µs).
 MIN_TIMESTAMP_MS = 946_684_800_000
 MAX_TIMESTAMP_MS = 7_258_118_400_000
@@ -81,10 +82,11 @@ def _string(name: str, value: Any, max_len: int) -> str:
         raise EventError(f"{name} is longer than {max_len} characters")
     if "\x00" in value:
         raise EventError(f"{name} must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise EventError(f"{name} is not valid Unicode (lone surrogate)") from exc
+    if not value.isascii():  # only non-ASCII text can hold a lone surrogate
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise EventError(f"{name} is not valid Unicode (lone surrogate)") from exc
     return value
 
 
@@ -132,8 +134,8 @@ def validate_event(item: Any) -> dict[str, Any]:
     """
     if not isinstance(item, dict):
         raise EventError("an event must be a JSON object")
-    unknown = sorted(set(item) - set(model.EVENT_FIELDS))
-    if unknown:
+    if not _FIELDS.issuperset(item):
+        unknown = sorted(str(k) for k in set(item) - _FIELDS)
         raise EventError(f"unknown field: {_shown(unknown[0])}")
     for required in ("event_id", "event_type", "timestamp"):
         if item.get(required) is None:
