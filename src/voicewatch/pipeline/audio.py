@@ -22,6 +22,7 @@ import array
 import math
 import operator
 import shutil
+import struct
 import subprocess
 import sys
 import wave
@@ -33,8 +34,9 @@ TARGET_RATE = 16_000
 
 #: espeak-ng's Klatt formant voice with US English rules. Measured on the benchmark
 #: corpus, pocketsphinx's US English model recognises it best of the stock voices
-#: (corpus WER 0.38 against 0.50 for plain ``en-us`` and 0.78 for ``en``, the British
-#: default), so it is the default for every note we synthesise.
+#: (corpus WER without hints 0.35, against 0.49 for plain ``en-us`` and 0.70 for
+#: ``en``, espeak-ng's British default), so it is the default for every note we
+#: synthesise.
 DEFAULT_VOICE = "en-us+klatt"
 #: Words per minute: espeak-ng's own default, about a coach's speaking rate.
 DEFAULT_SPEED = 175
@@ -184,6 +186,42 @@ def read_audio(
     two-hour upload is refused at once. Raises ``AudioError``.
     """
     p = Path(path)
+    fmt = _require_audio(p)
+    if fmt == "wav":
+        try:
+            return _read_wav(p, rate, max_seconds)
+        except _NeedsSox:
+            pass  # a WAV the stdlib does not decode (float, extensible): try sox
+    return _read_with_sox(p, fmt, rate, max_seconds)
+
+
+def inspect_audio(
+    path: Path | str, *, max_seconds: float | None = None
+) -> tuple[str, float | None]:
+    """Check a file is audio without decoding it: ``(format, duration in s or None)``.
+
+    For providers that upload the file as it is (Whisper). The duration comes from
+    the WAV header, or from ``sox --i`` for other formats when sox is installed;
+    when it is known it is checked against ``max_seconds``. Raises ``AudioError``.
+    """
+    p = Path(path)
+    fmt = _require_audio(p)
+    seconds: float | None = None
+    if fmt == "wav":
+        try:
+            with wave.open(str(p), "rb") as w:
+                seconds = w.getnframes() / w.getframerate() if w.getframerate() else None
+        except (wave.Error, EOFError, RuntimeError, ValueError, OSError, struct.error):
+            seconds = None  # a WAV the stdlib cannot read; sox may know its length
+    if seconds is None and sox_available():
+        seconds = _sox_duration(p)
+    if seconds is not None:
+        _check_length(seconds, max_seconds, p.name)
+    return fmt, seconds
+
+
+def _require_audio(p: Path) -> str:
+    """The file's audio format; ``AudioError`` when it is missing, empty or not audio."""
     if not p.is_file():
         raise AudioError(f"audio file not found: {p}", "file_not_found")
     if p.stat().st_size == 0:
@@ -193,12 +231,7 @@ def read_audio(
         raise AudioError(
             f"not an audio file: {p.name} has no recognisable audio header", "not_audio"
         )
-    if fmt == "wav":
-        try:
-            return _read_wav(p, rate, max_seconds)
-        except _NeedsSox:
-            pass  # a WAV the stdlib does not decode (float, extensible): try sox
-    return _read_with_sox(p, fmt, rate, max_seconds)
+    return fmt
 
 
 class _NeedsSox(Exception):
@@ -226,12 +259,15 @@ def _read_wav(path: Path, rate: int, max_seconds: float | None) -> Pcm:
                 raise AudioError(f"{path.name}: unusable WAV header", "not_audio")
             _check_length(nframes / src_rate, max_seconds, path.name)
             data = w.readframes(nframes)
+    except AudioError:
+        raise
     except wave.Error as exc:
         if "unknown format" in str(exc):
             raise _NeedsSox from exc
         raise AudioError(f"not a readable WAV file: {path.name} ({exc})", "not_audio") from exc
-    except EOFError as exc:
-        raise AudioError(f"not a readable WAV file: {path.name} is truncated", "not_audio") from exc
+    except (EOFError, RuntimeError, ValueError, OSError, struct.error) as exc:
+        # the stdlib reader's ways of saying "truncated or corrupt chunk"
+        raise AudioError(f"not a readable WAV file: {path.name} is corrupt", "not_audio") from exc
     samples = _to_int16(data, width)
     if channels > 1:
         samples = _downmix(samples, channels)
