@@ -38,6 +38,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from voicewatch.pipeline.resolution import NAME_PARTICLES
 from voicewatch.pipeline.topics import (
     COMBOS,
     FALLBACK_TOPIC,
@@ -477,32 +478,7 @@ def _words(listing: str) -> frozenset[str]:
     return frozenset(listing.split())
 
 
-_PARTICLES = frozenset(
-    {
-        "o",
-        "ni",
-        "nic",
-        "mac",
-        "mc",
-        "de",
-        "da",
-        "di",
-        "du",
-        "van",
-        "von",
-        "der",
-        "den",
-        "le",
-        "la",
-        "ui",
-        "ua",
-        "bean",
-        "del",
-        "dos",
-        "das",
-        "st",
-    }
-)
+_PARTICLES = NAME_PARTICLES
 
 _STOPWORDS = _words(
     """a about above after again against all also am an and any are as at away back be because

@@ -41,6 +41,7 @@ __all__ = [
     "AUTO_THRESHOLD",
     "CANDIDATE_FLOOR",
     "MARGIN",
+    "NAME_PARTICLES",
     "Candidate",
     "Resolution",
     "RosterEntry",
@@ -60,33 +61,36 @@ ALIAS_SURNAME_SCORE = 97.0
 ALIAS_NEAR_FACTOR = 0.92
 SUBSET_FACTOR = 0.94
 
-_PARTICLES = frozenset(
+#: Name particles ("Ó", "Mac", "van") that belong to a surname; shared with claims_rules.
+NAME_PARTICLES = frozenset(
     {
-        "o",
-        "ni",
-        "nic",
+        "al",
+        "bean",
+        "da",
+        "das",
+        "de",
+        "del",
+        "den",
+        "der",
+        "di",
+        "dos",
+        "du",
+        "el",
+        "la",
+        "le",
         "mac",
         "mc",
-        "de",
-        "da",
-        "di",
-        "du",
+        "ni",
+        "nic",
+        "o",
+        "st",
+        "ua",
+        "ui",
         "van",
         "von",
-        "der",
-        "den",
-        "le",
-        "la",
-        "ui",
-        "ua",
-        "del",
-        "dos",
-        "das",
-        "st",
-        "al",
-        "el",
     }
 )
+_PARTICLES = NAME_PARTICLES
 #: Words a coach puts before a name that are not part of it ("young Seán", "the bull"
 #: keeps its "the" for the alias lookup, which happens first).
 _PREFIXES = frozenset({"the", "young", "little", "big", "wee", "auld", "old", "coach"})
