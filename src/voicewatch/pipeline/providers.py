@@ -10,7 +10,6 @@ breaker, and its usage is costed, logged and added to the day's spend.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +20,7 @@ from voicewatch.config import Settings
 from voicewatch.pipeline import budgets, costs, ratelimit
 from voicewatch.pipeline.breaker import CircuitBreaker, CircuitOpen
 from voicewatch.pipeline.guard import Emit
+from voicewatch.pipeline.transcription import Usage
 
 T = TypeVar("T")
 
@@ -34,16 +34,6 @@ class GuardRefused(Exception):
     def __init__(self, message: str, code: str) -> None:
         super().__init__(message)
         self.error_code = code
-
-
-@dataclass(frozen=True)
-class Usage:
-    """What one AI call consumed, for costing."""
-
-    model: str
-    input_tokens: int = 0
-    output_tokens: int = 0
-    audio_seconds: float = 0.0
 
 
 class GuardedCall:
@@ -185,12 +175,7 @@ def extractor_for(
         artifact: dict[str, Any], text: str, names: list[str]
     ) -> tuple[list[Any], float]:
         def call() -> tuple[list[Any], Usage]:
-            claims, usage = chat.extract(text, names)
-            return claims, Usage(
-                model=usage.model,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-            )
+            return chat.extract(text, names)
 
         return guarded(artifact, "claims_extraction", call)
 
