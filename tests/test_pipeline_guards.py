@@ -127,3 +127,56 @@ def test_an_audio_note_goes_through_every_stage(sqlite_url: str, tmp_path: Path)
     )
     assert completed["metadata"]["transcript_duration"] > 0
     ctx.monitor.close()
+
+
+def test_the_openai_providers_run_the_pipeline_and_cost_it(sqlite_url: str, tmp_path: Path) -> None:
+    """Whisper and chat extraction through the real client against the loopback fake."""
+    from sqlalchemy import func, select
+
+    from fake_openai import FakeOpenAI
+    from voicewatch.store.tables import ai_usage_log
+
+    with FakeOpenAI() as fake:
+        ctx, driver = make_pipeline(
+            sqlite_url,
+            transcriber="openai",
+            extractor="openai",
+            openai_base_url=fake.base_url,
+            openai_api_key="sk-test",
+        )
+        text = repo.create_artifact(
+            ctx.engine,
+            organization_id="org_clg",
+            coach_user_id="coach_1",
+            source_channel="app",
+            text="Sean Murphy hurt his ankle. Aoife Kelly scored twice.",
+        )
+        driver.enqueue("transcription", text["artifact_id"], 0)
+        driver.drain()
+        assert repo.get_artifact(ctx.engine, text["artifact_id"])["status"] == "completed"
+        claims = repo.claims_of(ctx.engine, text["artifact_id"])
+        assert len(claims) == 2 and claims[0]["topic"] == "injury"
+        timeline = {e["event_type"]: e for e in _timeline_of(ctx, text["artifact_id"])}
+        assert timeline["claims_extracted"]["metadata"]["ai_model"] == "gpt-4o-mini"
+        assert timeline["claims_extracted"]["metadata"]["ai_cost"] > 0
+        with ctx.engine.connect() as conn:
+            rows = conn.execute(select(func.count(), func.sum(ai_usage_log.c.cost_usd))).one()
+        assert rows[0] == 1 and rows[1] > 0
+        fake.script(["500", "500", "500", "500", "500", "500"])
+        failing = repo.create_artifact(
+            ctx.engine,
+            organization_id="org_clg",
+            coach_user_id="coach_1",
+            source_channel="app",
+            text="Jack Walsh was late.",
+        )
+        driver.enqueue("transcription", failing["artifact_id"], 0)
+        driver.drain()
+        row = repo.get_artifact(ctx.engine, failing["artifact_id"])
+        assert row["status"] == "failed" and row["current_stage"] == "claims_extraction"
+        ctx.monitor.close()
+
+
+def _timeline_of(ctx, artifact_id: str) -> list[dict]:
+    ctx.monitor.flush(timeout=10)
+    return events.artifact_timeline(ctx.engine, artifact_id)
