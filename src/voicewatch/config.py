@@ -51,6 +51,8 @@ class Settings:
     audio_dir: str = ""
     breaker_failures: int = 5  # consecutive AI failures that open a circuit
     breaker_cooldown_ms: int = 30_000  # open circuit's wait before one probe call
+    #: latency injection for simulations and fault tests: "transcription=2000,claims_extraction=500"
+    stage_delay_ms: str = ""
     secure_cookies: bool = False  # set when served over HTTPS (VOICEWATCH_SECURE_COOKIES=1)
 
     def __post_init__(self) -> None:
@@ -58,6 +60,14 @@ class Settings:
             self.queue_url = default_queue_url(self.database_url)
         if not self.audio_dir:
             self.audio_dir = str(_beside_database(self.database_url, "-audio"))
+
+    def stage_delays(self) -> dict[str, int]:
+        """``stage_delay_ms`` parsed: stage name -> milliseconds."""
+        delays: dict[str, int] = {}
+        for part in filter(None, (p.strip() for p in self.stage_delay_ms.split(","))):
+            stage, _, ms = part.partition("=")
+            delays[stage.strip()] = int(ms)
+        return delays
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -79,6 +89,7 @@ class Settings:
             "audio_dir": os.environ.get("VOICEWATCH_AUDIO_DIR", ""),
             "breaker_failures": _env_int("VOICEWATCH_BREAKER_FAILURES", 5),
             "breaker_cooldown_ms": _env_int("VOICEWATCH_BREAKER_COOLDOWN_MS", 30_000),
+            "stage_delay_ms": os.environ.get("VOICEWATCH_STAGE_DELAY_MS", ""),
             "secure_cookies": os.environ.get("VOICEWATCH_SECURE_COOKIES", "")
             in ("1", "true", "yes"),
         }
@@ -105,4 +116,5 @@ ENV_VARS: tuple[str, ...] = (
     "VOICEWATCH_SECURE_COOKIES",
     "VOICEWATCH_BREAKER_FAILURES",
     "VOICEWATCH_BREAKER_COOLDOWN_MS",
+    "VOICEWATCH_STAGE_DELAY_MS",
 )

@@ -106,3 +106,14 @@ def retention_cleanup(engine: Engine, settings: Settings, now: int | None = None
             daily_days=settings.daily_retention_days,
         ),
     )
+
+
+def stale_recovery(engine: Engine, now: int | None = None) -> Any:
+    """Fail artifacts whose worker died mid-stage (see ``pipeline.recovery``)."""
+    from voicewatch.pipeline import runtime
+    from voicewatch.pipeline.recovery import fail_stale
+
+    now = now_ms() if now is None else now
+    slot = now - now % (5 * MINUTE_MS)
+    key = to_datetime(slot).strftime("%Y-%m-%dT%H:%M")
+    return run_once(engine, "stale_recovery", key, lambda: fail_stale(runtime.context(), now=now))

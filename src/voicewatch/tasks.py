@@ -87,6 +87,14 @@ def check_health_task() -> None:
     jobs.health_check(_engine())  # type: ignore[arg-type]
 
 
+@huey.periodic_task(crontab(minute="*/5"), name="voicewatch.stale_recovery")
+def stale_recovery_task() -> None:
+    """Every 5 minutes: fail artifacts whose worker died mid-stage, so they can be retried."""
+    from voicewatch import jobs
+
+    jobs.stale_recovery(_engine())  # type: ignore[arg-type]
+
+
 @huey.periodic_task(crontab(day_of_week="0", hour="4", minute="30"), name="voicewatch.cleanup")
 def cleanup_task() -> None:
     """Sundays 04:30 UTC: retention."""

@@ -419,7 +419,10 @@ def fail_artifact(
                 voice_note_artifacts.c.attempt == attempt,
             )
         ).first()
-        if row is None or row.status == ArtifactStatus.FAILED.value:
+        if row is None or row.status in (
+            ArtifactStatus.FAILED.value,
+            ArtifactStatus.COMPLETED.value,
+        ):
             return None
         conn.execute(
             update(voice_note_artifacts)

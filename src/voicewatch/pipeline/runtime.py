@@ -35,6 +35,7 @@ def build_context(settings: Settings, *, enqueue: Any = None) -> PipelineContext
         extract=extractor_for(settings, engine, monitor.emit),
         enqueue=enqueue,
         monitor=monitor,
+        stage_delay_ms=settings.stage_delays(),
     )
 
 

@@ -132,21 +132,33 @@ def _fail(
     started: float,
 ) -> None:
     code = getattr(exc, "error_code", None) or getattr(exc, "code", None) or type(exc).__name__
-    message = str(exc) or type(exc).__name__
+    duration = (time.perf_counter() - started) * 1000
+    fail_stage(ctx, artifact, attempt, stage, str(exc) or type(exc).__name__, str(code), duration)
+
+
+def fail_stage(
+    ctx: PipelineContext,
+    artifact: dict[str, Any],
+    attempt: int,
+    stage: str,
+    message: str,
+    code: str,
+    duration_ms: float | None = None,
+) -> bool:
+    """Fail the artifact at ``stage`` with its events; False when it had already ended."""
     previous = repo.fail_artifact(
-        ctx.engine, artifact["artifact_id"], attempt, stage=stage, message=message, code=str(code)
+        ctx.engine, artifact["artifact_id"], attempt, stage=stage, message=message, code=code
     )
     if previous is None:
-        return
-    duration = (time.perf_counter() - started) * 1000
+        return False
     failed_type = STAGE_EVENTS[Stage(stage)].failed
     common = {
         "pipeline_stage": stage,
         "error_message": message[:4000],
-        "error_code": str(code)[:128],
+        "error_code": code[:128],
     }
     if failed_type != "artifact_failed":
-        _emit(ctx, artifact, attempt, failed_type, duration_ms=duration, **common)
+        _emit(ctx, artifact, attempt, failed_type, duration_ms=duration_ms, **common)
     _status_changed(ctx, artifact, attempt, previous, ArtifactStatus.FAILED.value, stage)
     _emit(
         ctx, artifact, attempt, "artifact_failed", new_status=ArtifactStatus.FAILED.value, **common
@@ -154,6 +166,7 @@ def _fail(
     if attempt:
         repo.finish_retry(ctx.engine, artifact["artifact_id"], attempt, ok=False, error=message)
         _emit(ctx, artifact, attempt, "retry_failed", **common)
+    return True
 
 
 def _maybe_inject(ctx: PipelineContext, artifact: dict[str, Any], attempt: int, stage: str) -> None:
