@@ -100,3 +100,73 @@ def test_a_worker_killed_mid_stage_is_detected_and_the_retry_completes(tmp_path:
     assert kinds.count("transcription_failed") == 1 and kinds.count("artifact_failed") == 1
     assert kinds.count("artifact_completed") == 1
     ctx.monitor.close()
+
+
+def _serve(db_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "voicewatch.cli", "--db", db_url, "serve", "--port", str(port)],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def test_the_server_killed_during_ingest_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    """SIGKILL the server while an SDK streams batches to it; restart it; every event lands once."""
+    import socket
+
+    import httpx
+    from sqlalchemy import func, select
+
+    from voicewatch.auth import create_token
+    from voicewatch.emitter import Monitor
+    from voicewatch.store import open_store
+    from voicewatch.store.tables import voice_pipeline_counters, voice_pipeline_events
+
+    db_url = f"sqlite:///{tmp_path / 'srv.db'}"
+    engine = open_store(db_url)
+    token = create_token(engine, scope="ingest", name="sdk")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "server.log"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{url}/api/v1/health", timeout=0.5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    server = _serve(db_url, port, log)
+    assert _wait_for(up, 30), log.read_text()
+    monitor = Monitor(endpoint=url, token=token)
+    sent = 0
+    try:
+        start = now_ms()
+        for i in range(3000):
+            monitor.emit("transcription_started", artifact_id=f"a{i % 50}", timestamp=start + i)
+            sent += 1
+            if i == 1500:
+                os.kill(server.pid, signal.SIGKILL)
+                server.wait(timeout=10)
+                time.sleep(1.0)
+                server = _serve(db_url, port, log)
+        assert _wait_for(up, 30), log.read_text()
+        assert monitor.flush(timeout=60)
+    finally:
+        monitor.close(timeout=30)
+        server.terminate()
+        server.wait(timeout=20)
+    stats = monitor.stats()
+    assert stats["dropped"] == 0
+    with engine.connect() as conn:
+        stored = conn.execute(select(func.count()).select_from(voice_pipeline_events)).scalar_one()
+        counted = conn.execute(
+            select(func.sum(voice_pipeline_counters.c.count)).where(
+                voice_pipeline_counters.c.scope == "",
+                voice_pipeline_counters.c.counter_type == "transcription_started",
+            )
+        ).scalar_one()
+    assert stored == sent == 3000
+    assert counted == 3000  # counters equal a recount: nothing double-counted on the retry
+    engine.dispose()
