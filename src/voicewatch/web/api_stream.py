@@ -39,7 +39,7 @@ from sqlalchemy import Engine
 
 from voicewatch import notify, views
 from voicewatch.auth import Principal
-from voicewatch.web.deps import require_ingest
+from voicewatch.web.deps import authenticated
 from voicewatch.web.errors import ApiError
 
 log = logging.getLogger("voicewatch.web.stream")
@@ -221,7 +221,7 @@ def hub_for(app: FastAPI) -> LiveHub:
 
 def stream_viewer(request: Request) -> Principal:
     """Staff only (a GET needs no CSRF token); sync, so the token lookup runs in a thread."""
-    principal = require_ingest(request)
+    principal = authenticated(request)
     if not principal.is_staff:
         raise ApiError(403, "platform staff only")
     return principal

@@ -26,6 +26,7 @@ from voicewatch.web import (
 )
 from voicewatch.web.errors import install_error_handlers
 from voicewatch.web.login_limit import LoginLimiter
+from voicewatch.web.nul_guard import NulGuard
 from voicewatch.web.security import SESSION_COOKIE
 from voicewatch.web.templating import STATIC_DIR
 
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         https_only=settings.secure_cookies,
         max_age=12 * 3600,
     )
+    app.add_middleware(NulGuard)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     install_error_handlers(app)
     for router in (

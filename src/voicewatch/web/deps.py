@@ -43,22 +43,16 @@ def _challenge() -> dict[str, str]:
     return {"WWW-Authenticate": "Bearer"}
 
 
-def require_ingest(request: Request) -> Principal:
-    """Ingest or staff: may send events and notes."""
+def authenticated(request: Request) -> Principal:
+    """Whoever is asking; 401 when nobody (no CSRF check: for reads and GETs)."""
     principal = current_principal(request)
     if principal is None:
         raise ApiError(401, "authentication required", headers=_challenge())
     return principal
 
 
-async def require_staff(request: Request) -> Principal:
-    """Platform staff only: everything that reads or changes the harness.
-
-    A change made with a session cookie must also carry its CSRF token.
-    """
-    principal = require_ingest(request)
-    if not principal.is_staff:
-        raise ApiError(403, "platform staff only")
+async def _check_csrf(request: Request, principal: Principal) -> None:
+    """A change made with a session cookie must carry the session's CSRF token."""
     if (
         principal.via == "session"
         and request.method in UNSAFE_METHODS
@@ -67,4 +61,22 @@ async def require_staff(request: Request) -> Principal:
         if not await csrf_ok(request):
             raise ApiError(403, "missing or wrong CSRF token")
         request.state.csrf_checked = True
+
+
+async def require_ingest(request: Request) -> Principal:
+    """Ingest or staff: may send events and notes."""
+    principal = authenticated(request)
+    await _check_csrf(request, principal)
+    return principal
+
+
+async def require_staff(request: Request) -> Principal:
+    """Platform staff only: everything that reads or changes the harness.
+
+    A change made with a session cookie must also carry its CSRF token.
+    """
+    principal = authenticated(request)
+    if not principal.is_staff:
+        raise ApiError(403, "platform staff only")
+    await _check_csrf(request, principal)
     return principal

@@ -9,7 +9,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("voicewatch.web")
@@ -74,6 +74,14 @@ def install_error_handlers(app: FastAPI) -> None:
         message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
         return JSONResponse(
             error_body(message, jsonable_encoder(problems)),
+            status_code=422,
+        )
+
+    @app.exception_handler(DataError)
+    async def _bad_value(_request: Request, exc: DataError) -> JSONResponse:
+        log.info("value refused by the database: %s", str(exc).splitlines()[0][:200])
+        return JSONResponse(
+            error_body("a value was refused by the database (e.g. a NUL character)"),
             status_code=422,
         )
 
