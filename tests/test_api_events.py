@@ -284,3 +284,43 @@ def test_openapi_and_docs_are_for_staff_only(live_server) -> None:
         )
     spec = httpx.get(f"{live_server.url}/openapi.json", headers=live_server.headers()).json()
     assert "/api/v1/events" in spec["paths"]
+
+
+def test_metric_history_stages_and_orgs(live_server) -> None:
+    from voicewatch import metrics
+    from voicewatch.clock import HOUR_MS
+
+    now = now_ms()
+    last_hour = now - now % HOUR_MS - HOUR_MS
+    batch = [
+        _event(event_type="artifact_received", artifact_id="h1", timestamp=last_hour + 1000),
+        _event(event_type="artifact_completed", artifact_id="h1", timestamp=last_hour + 5000),
+    ]
+    httpx.post(f"{live_server.url}/api/v1/events", json=batch, headers=live_server.headers())
+    metrics.aggregate_hour(live_server.engine, last_hour)
+    headers = live_server.headers()
+    history = httpx.get(
+        f"{live_server.url}/api/v1/metrics/history", params={"range": "6h"}, headers=headers
+    )
+    assert history.status_code == 200 and history.json()["period_type"] == "hourly"
+    hours = {s["period_start"]: s for s in history.json()["snapshots"]}
+    assert (
+        hours[last_hour]["artifacts_received"] == 1 and hours[last_hour]["artifacts_completed"] == 1
+    )
+    daily = httpx.get(
+        f"{live_server.url}/api/v1/metrics/history", params={"range": "7d"}, headers=headers
+    )
+    assert daily.json()["period_type"] == "daily"
+    bad = httpx.get(
+        f"{live_server.url}/api/v1/metrics/history", params={"range": "2y"}, headers=headers
+    )
+    assert bad.status_code == 422
+    stages = httpx.get(f"{live_server.url}/api/v1/metrics/stages", headers=headers).json()["stages"]
+    assert {s["stage"] for s in stages} >= {"transcription", "claims_extraction"}
+    assert all(s["health"] in ("green", "yellow", "red") for s in stages)
+    orgs = httpx.get(
+        f"{live_server.url}/api/v1/metrics/orgs", params={"range": "24h"}, headers=headers
+    ).json()
+    assert [o["organization_id"] for o in orgs["organizations"]] == ["org_a"]
+    ingest = live_server.headers(live_server.ingest_token)
+    assert httpx.get(f"{live_server.url}/api/v1/metrics/orgs", headers=ingest).status_code == 403

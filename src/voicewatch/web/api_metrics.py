@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import Engine
@@ -21,3 +21,30 @@ def realtime(
     organization_id: Annotated[str | None, Query(max_length=model.ID_MAX_LEN)] = None,
 ) -> dict[str, Any]:
     return metrics.realtime(engine, organization_id=organization_id or None)
+
+
+@router.get("/history", summary="Snapshots for 1h/6h/24h (hourly) or 7d/30d (daily)")
+def history(
+    _principal: Annotated[Principal, Depends(require_staff)],
+    engine: Annotated[Engine, Depends(get_engine)],
+    range_name: Annotated[Literal["1h", "6h", "24h", "7d", "30d"], Query(alias="range")] = "24h",
+    organization_id: Annotated[str | None, Query(max_length=model.ID_MAX_LEN)] = None,
+) -> dict[str, Any]:
+    return metrics.history(engine, range_name, organization_id=organization_id or None)
+
+
+@router.get("/stages", summary="Per stage: queue depth, latency, throughput, failure rate, health")
+def stages(
+    _principal: Annotated[Principal, Depends(require_staff)],
+    engine: Annotated[Engine, Depends(get_engine)],
+) -> dict[str, Any]:
+    return metrics.stage_breakdown(engine)
+
+
+@router.get("/orgs", summary="Per organization: artifacts, latency, cost, failure rate")
+def orgs(
+    _principal: Annotated[Principal, Depends(require_staff)],
+    engine: Annotated[Engine, Depends(get_engine)],
+    range_name: Annotated[Literal["1h", "6h", "24h", "7d", "30d"], Query(alias="range")] = "24h",
+) -> dict[str, Any]:
+    return metrics.org_breakdown(engine, range_name)
