@@ -38,7 +38,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from voicewatch.pipeline.resolution import NAME_PARTICLES
+from voicewatch.pipeline.resolution import NAME_PARTICLES, SPECIAL_FOLD
 from voicewatch.pipeline.topics import (
     COMBOS,
     FALLBACK_TOPIC,
@@ -113,24 +113,7 @@ _QUOTES = str.maketrans(
         "\u00a0": " ",
     }
 )
-_SPECIAL_FOLD = str.maketrans(
-    {
-        "ł": "l",
-        "Ł": "L",
-        "ø": "o",
-        "Ø": "O",
-        "đ": "d",
-        "Đ": "D",
-        "ß": "ss",
-        "æ": "ae",
-        "Æ": "Ae",
-        "œ": "oe",
-        "Œ": "Oe",
-        "\u0131": "i",
-        "þ": "th",
-        "ð": "d",
-    }
-)
+_SPECIAL_FOLD = SPECIAL_FOLD
 
 
 def clean_text(text: str) -> str:

@@ -42,6 +42,7 @@ __all__ = [
     "CANDIDATE_FLOOR",
     "MARGIN",
     "NAME_PARTICLES",
+    "SPECIAL_FOLD",
     "Candidate",
     "Resolution",
     "RosterEntry",
@@ -94,7 +95,8 @@ _PARTICLES = NAME_PARTICLES
 #: Words a coach puts before a name that are not part of it ("young Seán", "the bull"
 #: keeps its "the" for the alias lookup, which happens first).
 _PREFIXES = frozenset({"the", "young", "little", "big", "wee", "auld", "old", "coach"})
-_SPECIAL_FOLD = str.maketrans(
+#: Letters NFKD cannot strip to ASCII; shared with claims_rules.
+SPECIAL_FOLD = str.maketrans(
     {
         "ł": "l",
         "Ł": "L",
@@ -112,6 +114,7 @@ _SPECIAL_FOLD = str.maketrans(
         "ð": "d",
     }
 )
+_SPECIAL_FOLD = SPECIAL_FOLD
 
 
 @dataclass(frozen=True, slots=True)
