@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
+from private_services import private_postgres, private_redis  # noqa: F401  (fixtures)
 from voicewatch.store import make_engine, migrate
 from voicewatch.store.tables import metadata
 

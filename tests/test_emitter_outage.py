@@ -1,17 +1,13 @@
 """The emitter through store outages: a locked SQLite file, a stopped PostgreSQL, a full queue.
 
-The PostgreSQL test stops the shared server for 10 s (and always starts it
-again). Set ``VOICEWATCH_TEST_SKIP_PG_OUTAGE=1`` to leave it out while other
-people use the same server.
+The PostgreSQL test stops a private cluster of its own for 10 s (see
+``private_services``), never the shared server other test runs use.
 """
 
 from __future__ import annotations
 
-import os
 import resource
-import shutil
 import sqlite3
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -21,9 +17,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from conftest import IN_CI, POSTGRES_URL, require_postgres, truncate_all
+from private_services import PrivatePostgres
 from voicewatch.emitter import Monitor
-from voicewatch.store import make_engine
+from voicewatch.store import make_engine, migrate
 from voicewatch.store.tables import voice_pipeline_events as events_t
 
 OUTAGE_S = 10.0
@@ -212,59 +208,41 @@ def test_a_monitor_closed_during_an_outage_leaves_its_events_for_the_next_one(
 # --- PostgreSQL stopped ------------------------------------------------------------------------
 
 
-def _pg_ready() -> bool:
-    probe = subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1"], check=False, timeout=10)
-    return probe.returncode == 0
-
-
 @contextmanager
-def postgres_stopped() -> Iterator[None]:
-    """Stop the local PostgreSQL cluster; start it again whatever happens."""
-    version = sorted(os.listdir("/etc/postgresql"), key=lambda v: float(v))[-1]
-    command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main"]
-    subprocess.run([*command, "stop", "-m", "fast"], check=True, timeout=60)
+def postgres_stopped(server: PrivatePostgres) -> Iterator[None]:
+    """Stop the private PostgreSQL cluster; start it again whatever happens."""
+    server.stop()
     try:
         yield
     finally:
-        subprocess.run([*command, "start"], check=False, timeout=60)
-        deadline = time.monotonic() + 60
-        while not _pg_ready() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        server.start()
 
 
 @pytest.fixture
-def local_postgres(request: pytest.FixtureRequest) -> str:
-    if os.environ.get("VOICEWATCH_TEST_SKIP_PG_OUTAGE"):
-        pytest.skip("VOICEWATCH_TEST_SKIP_PG_OUTAGE is set")
-    require_postgres()
-    problem = None
-    if shutil.which("pg_ctlcluster") is None or not os.path.isdir("/etc/postgresql"):
-        problem = "pg_ctlcluster is not installed"
-    elif os.geteuid() != 0:
-        problem = "stopping PostgreSQL needs root"
-    elif "127.0.0.1" not in POSTGRES_URL and "localhost" not in POSTGRES_URL:
-        problem = "PostgreSQL is not local"
-    if problem:
-        if IN_CI:
-            pytest.fail(problem)
-        pytest.skip(problem)
-    truncate_all(request.getfixturevalue("_postgres_engine"))
-    return POSTGRES_URL
+def outage_postgres(private_postgres: PrivatePostgres) -> str:
+    """A fresh, migrated database on the private cluster (this test stops that cluster)."""
+    url = private_postgres.create_database("emitter_outage")
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
+    return url
 
 
 @pytest.mark.slow
-def test_postgresql_stopped_for_10_s(local_postgres: str, tmp_path: Path) -> None:
-    url = local_postgres
+def test_postgresql_stopped_for_10_s(
+    private_postgres: PrivatePostgres, outage_postgres: str, tmp_path: Path
+) -> None:
+    url = outage_postgres
     monitor = Monitor(database_url=url, spill_dir=tmp_path / "spill")
     try:
         monitor.emit("artifact_received", organization_id="org_warm")
         assert monitor.flush(timeout=10)
         emitter = SteadyEmitter(monitor, "org_pg_down")
-        with postgres_stopped():
+        with postgres_stopped(private_postgres):
             emitter.start()
             time.sleep(OUTAGE_S)
             assert monitor.stats()["written"] == 1
-        assert _pg_ready()
+        assert private_postgres.ready()
         time.sleep(0.5)
         emitter.finish()
         assert len(emitter.ids) > 3_000
