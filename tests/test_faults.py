@@ -1,23 +1,45 @@
-"""Faults: a worker killed with SIGKILL mid-stage leaves nothing stuck or lost."""
+"""Faults, each a test that fails if data is lost.
+
+A worker SIGKILLed mid-stage, the server SIGKILLed during ingest, PostgreSQL
+and Redis restarted under load, the SQLite disk filling up. Real processes,
+real databases; PostgreSQL and Redis are private instances (``private_services``)
+so restarting them never disturbs the shared servers.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
+import httpx
+from sqlalchemy import Engine, select
+
+from private_services import PrivatePostgres
 from voicewatch import events, tasks
-from voicewatch.clock import now_ms
+from voicewatch.auth import create_token
+from voicewatch.clock import hour_start, minute_start, now_ms
 from voicewatch.config import Settings
+from voicewatch.emitter import Monitor
+from voicewatch.events import AI_COST, E2E_LATENCY, NOT_COST_BEARING
+from voicewatch.metrics import aggregate_hour
 from voicewatch.pipeline import repository as repo
 from voicewatch.pipeline import runtime
 from voicewatch.pipeline.intake import submit_note
 from voicewatch.pipeline.recovery import fail_stale, find_stale
 from voicewatch.retry import start_retry
 from voicewatch.simulate import seed_demo_clubs
+from voicewatch.store import open_store
+from voicewatch.store.tables import PLATFORM
+from voicewatch.store.tables import voice_pipeline_counters as counters_t
+from voicewatch.store.tables import voice_pipeline_events as events_t
+from voicewatch.store.tables import voice_pipeline_metrics_snapshots as snapshots_t
 
 
 def _worker(settings: Settings, log: Path, **env: str) -> subprocess.Popen[bytes]:
@@ -169,4 +191,174 @@ def test_the_server_killed_during_ingest_loses_and_duplicates_nothing(tmp_path: 
         ).scalar_one()
     assert stored == sent == 3000
     assert counted == 3000  # counters equal a recount: nothing double-counted on the retry
+    engine.dispose()
+
+
+# --- shared checks: stored once, counters equal a recount, snapshots rebuild the same ---------
+
+
+def stored_event_ids(engine: Engine) -> list[str]:
+    """Every stored event id (duplicates would show up twice: the list is not a set)."""
+    with engine.connect() as conn:
+        return [r[0] for r in conn.execute(select(events_t.c.event_id))]
+
+
+def counters_from_table(engine: Engine) -> dict[tuple[str, int, str, str], int]:
+    """The live counters' counts, keyed (scope, minute bucket, counter type, stage)."""
+    c = counters_t.c
+    with engine.connect() as conn:
+        query = select(c.scope, c.bucket_start, c.counter_type, c.pipeline_stage, c.count)
+        rows = conn.execute(query)
+        return {(r[0], r[1], r[2], r[3]): r[4] for r in rows if r[2] != E2E_LATENCY and r[4]}
+
+
+def counters_recounted(engine: Engine) -> dict[tuple[str, int, str, str], int]:
+    """The same counts, recounted from the stored events alone.
+
+    Platform-wide and per organization; one per event type and stage, plus
+    one ``ai_cost`` per cost-bearing event. (End-to-end latency counts depend
+    on the artifact state and are left out.)
+    """
+    e = events_t.c
+    counts: Counter[tuple[str, int, str, str]] = Counter()
+    with engine.connect() as conn:
+        query = select(e.timestamp, e.event_type, e.organization_id, e.pipeline_stage, e.ai_cost)
+        for ts, kind, org, stage, cost in conn.execute(query):
+            for scope in [PLATFORM, *([org] if org else [])]:
+                counts[(scope, minute_start(ts), kind, stage or "")] += 1
+                if cost is not None and kind not in NOT_COST_BEARING:
+                    counts[(scope, minute_start(ts), AI_COST, "")] += 1
+    return dict(counts)
+
+
+def assert_counters_equal_recount(engine: Engine) -> int:
+    """Exact equality, cell by cell; returns how many cells were compared."""
+    live, recount = counters_from_table(engine), counters_recounted(engine)
+    keys = live.keys() | recount.keys()
+    differ = {k: (live.get(k), recount.get(k)) for k in keys if live.get(k) != recount.get(k)}
+    assert differ == {}, f"{len(differ)} cells differ (live, recount): {list(differ.items())[:5]}"
+    return len(live)
+
+
+def hourly_snapshots(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(snapshots_t)
+            .where(snapshots_t.c.period_type == "hourly")
+            .order_by(snapshots_t.c.period_start, snapshots_t.c.scope)
+        )
+        return [{k: v for k, v in r._mapping.items() if k != "id"} for r in rows]
+
+
+def build_hourly_twice(engine: Engine, hours: set[int]) -> list[dict[str, Any]]:
+    """Aggregate ``hours``, then rebuild them; the two results must be identical."""
+    stamp = now_ms()
+    for hour in sorted(hours):
+        aggregate_hour(engine, hour, now_ms=stamp)
+    first = hourly_snapshots(engine)
+    for hour in sorted(hours):
+        aggregate_hour(engine, hour, now_ms=stamp)
+    again = hourly_snapshots(engine)
+    assert first == again
+    assert first, "no snapshots were built"
+    return first
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _status_lines(log: Path, status: int) -> int:
+    """How many requests the server's access log shows answered with ``status``."""
+    return sum(1 for line in log.read_text(errors="replace").splitlines() if f'" {status}' in line)
+
+
+# --- PostgreSQL restarted under the server ------------------------------------------------------
+
+PG_OUTAGE_S = 3.0
+
+
+def test_postgresql_restarted_while_the_sdk_streams_to_the_server(
+    private_postgres: PrivatePostgres, tmp_path: Path
+) -> None:
+    """Stop PostgreSQL for 3 s and start it again while events stream in over HTTP.
+
+    The server is never restarted: its pool (pre-ping) finds the dead
+    connections and reconnects; meanwhile it answers 503 and the SDK retries.
+    A batch committed just as the connection died is resent and skipped as a
+    duplicate, so each event is stored once and counted once.
+    """
+    db_url = private_postgres.create_database("fault_pg_restart")
+    engine = open_store(db_url)
+    token = create_token(engine, scope="ingest", name="sdk")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "server.log"
+    server = _serve(db_url, port, log)
+    total, third = 3000, 1000
+    hour = hour_start(now_ms()) - 2 * 3_600_000  # a finished hour, so snapshots are final
+    monitor = Monitor(endpoint=url, token=token, batch_size=100, spill_dir=tmp_path / "spill")
+    sent: list[str] = []
+    outage = 0.0
+    try:
+        assert _wait_for(lambda: _healthy(url), 30), log.read_text()
+        for i in range(total):
+            event_id = monitor.emit(
+                "artifact_received",
+                artifact_id=f"art_pg_{i}",
+                organization_id=("org_a", "org_b")[i % 2],
+                pipeline_stage="ingestion",
+                timestamp=hour + i * 1000,  # 3000 s: 50 minute buckets of one hour
+            )
+            assert event_id is not None
+            sent.append(event_id)
+            if i == third:
+                # Half-way through the first third landing, the database goes away.
+                assert _wait_for(lambda: monitor.stats()["written"] >= third // 2, 30)
+                private_postgres.stop()
+                down_at = time.monotonic()
+            if third < i < 2 * third:
+                time.sleep(PG_OUTAGE_S / third)  # keep streaming through the outage
+            if i == 2 * third:
+                written_while_down = monitor.stats()["written"]
+                private_postgres.start()
+                outage = time.monotonic() - down_at
+        assert monitor.flush(timeout=60), monitor.stats()
+        assert server.poll() is None  # the same server process throughout
+        assert _healthy(url)
+    finally:
+        if not private_postgres.running():
+            private_postgres.start()
+        monitor.close(timeout=30)
+        server.terminate()
+        server.wait(timeout=20)
+    stats = monitor.stats()
+    print(
+        f"\nPostgreSQL down {outage:.1f} s; {stats}; server answered "
+        f"{_status_lines(log, 200)}x 200, {_status_lines(log, 503)}x 503"
+    )
+    assert outage >= PG_OUTAGE_S
+    assert written_while_down < total - third  # the outage held events back
+    assert stats["retries"] > 0 and _status_lines(log, 503) > 0  # and it was felt
+    assert _status_lines(log, 500) == 0
+    assert (stats["dropped"], stats["rejected"], stats["errors"]) == (0, 0, 0)
+    ids = stored_event_ids(engine)
+    assert len(ids) == len(set(ids)) == total  # stored exactly once
+    assert set(ids) == set(sent)
+    assert stats["written"] + stats["duplicates"] >= total
+    assert assert_counters_equal_recount(engine) > 0
+    snapshots = build_hourly_twice(engine, {hour})
+    by_scope = {row["scope"]: row for row in snapshots}
+    assert by_scope[PLATFORM]["artifacts_received"] == total
+    assert by_scope["org_a"]["artifacts_received"] == 1500
+    assert by_scope["org_b"]["artifacts_received"] == 1500
     engine.dispose()
