@@ -9,19 +9,25 @@ so restarting them never disturbs the shared servers.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
 
-from private_services import PrivatePostgres
+from private_services import IN_CI, PrivatePostgres
 from voicewatch import events, tasks
 from voicewatch.auth import create_token
 from voicewatch.clock import hour_start, minute_start, now_ms
@@ -362,3 +368,140 @@ def test_postgresql_restarted_while_the_sdk_streams_to_the_server(
     assert by_scope["org_a"]["artifacts_received"] == 1500
     assert by_scope["org_b"]["artifacts_received"] == 1500
     engine.dispose()
+
+
+# --- the SQLite disk fills up ----------------------------------------------------------------
+
+
+@contextmanager
+def tiny_filesystem(path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted on ``path`` (root only), unmounted whatever happens."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        message = f"cannot mount a small tmpfs: {mounted.stderr.strip() or mounted.returncode}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False, timeout=30)
+
+
+def _integrity(path: Path) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _one_event(i: int, prefix: str) -> dict[str, Any]:
+    return {
+        "event_id": f"{prefix}_{i}",
+        "event_type": "artifact_received",
+        "timestamp": now_ms(),
+        "artifact_id": f"art_{prefix}_{i}",
+        "organization_id": "org_disk",
+        "pipeline_stage": "ingestion",
+    }
+
+
+def test_a_full_sqlite_disk_refuses_writes_clearly_and_loses_nothing(tmp_path: Path) -> None:
+    """Fill the SQLite database's filesystem; every writer must keep its events until space frees.
+
+    The server answers 507 with a one-line error (not 500, not a vague 503);
+    both SDK modes (HTTP and direct database) keep their events queued; the
+    database stays intact; deleting a filler file on the same filesystem lets
+    every held-back event land once, with counters equal to a recount.
+    """
+    disk = tmp_path / "disk"
+    with tiny_filesystem(disk, "4m"):
+        filler = disk / "filler"
+        filler.write_bytes(b"\0" * (2 << 20))  # 2 MiB to free later
+        db_path = disk / "vw.db"
+        db_url = f"sqlite:///{db_path}"
+        engine = open_store(db_url)
+        token = create_token(engine, scope="ingest", name="sdk")
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        log = tmp_path / "server.log"
+        server = _serve(db_url, port, log)
+        over_http = Monitor(endpoint=url, token=token, spill_dir=tmp_path / "spill_http")
+        direct = Monitor(database_url=db_url, spill_dir=tmp_path / "spill_db")
+        try:
+            assert _wait_for(lambda: _healthy(url), 30), log.read_text()
+            # Fill it: big batches, then smaller, until not even one event fits.
+            filled = 0
+            for size in (200, 20, 1):
+                while True:
+                    batch = [_one_event(filled + j, "fill") for j in range(size)]
+                    try:
+                        filled += events.log_events(engine, batch).accepted
+                    except OperationalError as exc:
+                        assert "database or disk is full" in str(exc)
+                        break
+            assert filled > 500
+            assert shutil.disk_usage(disk).free < 64 << 10
+            # The server says so, clearly.
+            answer = httpx.post(
+                f"{url}/api/v1/events",
+                json=[_one_event(i, "http_probe") for i in range(5)],
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=10,
+            )
+            assert answer.status_code == 507, answer.text
+            body = answer.json()
+            assert set(body) == {"error", "detail"}
+            assert "disk is full" in body["error"] and "\n" not in body["error"]
+            # Both SDK modes hold their events back rather than lose them.
+            held_http = [over_http.emit(**_one_event(i, "sdk_http")) for i in range(300)]
+            held_db = [direct.emit(**_one_event(i, "sdk_db")) for i in range(300)]
+            assert _wait_for(
+                lambda: over_http.stats()["retries"] >= 2 and direct.stats()["retries"] >= 2, 30
+            )
+            for monitor in (over_http, direct):
+                stats = monitor.stats()
+                assert (stats["written"], stats["dropped"], stats["errors"]) == (0, 0, 0), stats
+            assert _integrity(db_path) == "ok"
+            full_for = time.monotonic()
+            filler.unlink()  # space comes back
+            assert over_http.flush(timeout=60), over_http.stats()
+            assert direct.flush(timeout=60), direct.stats()
+            full_for = time.monotonic() - full_for
+            after = httpx.post(
+                f"{url}/api/v1/events",
+                json=[_one_event(i, "http_after") for i in range(5)],
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=10,
+            )
+            assert after.status_code == 200 and after.json()["accepted"] == 5
+            assert server.poll() is None
+        finally:
+            over_http.close(timeout=10)
+            direct.close(timeout=10)
+            server.terminate()
+            server.wait(timeout=20)
+        print(
+            f"\nfilled with {filled} events; held back {len(held_http)} (HTTP) + "
+            f"{len(held_db)} (direct), landed {full_for:.1f} s after space was freed; "
+            f"server: {_status_lines(log, 507)}x 507; {over_http.stats()}; {direct.stats()}"
+        )
+        assert _status_lines(log, 500) == 0
+        assert _status_lines(log, 507) >= 2  # the probe and the SDK's held batches
+        for monitor in (over_http, direct):
+            stats = monitor.stats()
+            assert (stats["written"], stats["dropped"], stats["rejected"]) == (300, 0, 0), stats
+        ids = stored_event_ids(engine)
+        assert len(ids) == len(set(ids)) == filled + 300 + 300 + 5
+        assert set(held_http) | set(held_db) <= set(ids)
+        assert not any(i.startswith("http_probe") for i in ids)  # refused means not stored
+        assert_counters_equal_recount(engine)
+        engine.dispose()
+        assert _integrity(db_path) == "ok"

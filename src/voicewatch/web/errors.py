@@ -34,6 +34,26 @@ def error_body(error: str, detail: Any = None) -> dict[str, Any]:
     return {"error": error, "detail": detail}
 
 
+#: SQLite's result code for "database or disk is full" (SQLITE_FULL).
+_SQLITE_FULL = 13
+#: PostgreSQL's SQLSTATE ``disk_full``.
+_PG_DISK_FULL = "53100"
+
+
+def is_disk_full(exc: OperationalError) -> bool:
+    """True when the database could not write because its disk is full.
+
+    Told apart from "unavailable" because waiting a second will not help:
+    someone has to free space. The caller's data was not stored either way.
+    """
+    orig = exc.orig
+    if getattr(orig, "sqlite_errorcode", None) == _SQLITE_FULL:
+        return True
+    if getattr(orig, "sqlstate", None) == _PG_DISK_FULL:
+        return True
+    return "database or disk is full" in str(orig)
+
+
 def _wants_html(request: Request) -> bool:
     """Pages get an HTML error page; the API (and scripts) get JSON."""
     path = request.url.path
@@ -87,6 +107,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
+        if is_disk_full(exc):
+            # 507 Insufficient Storage: nothing was stored, and retrying at once
+            # will not help until space is freed (clients keep their data).
+            log.error("the database's disk is full: %s", str(exc).splitlines()[0][:200])
+            return JSONResponse(
+                error_body("the database's disk is full; nothing was stored, send again later"),
+                status_code=507,
+                headers={"Retry-After": "10"},
+            )
         log.warning("database unavailable: %s", str(exc).splitlines()[0][:200])
         return JSONResponse(
             error_body("the database is unavailable; try again"),
