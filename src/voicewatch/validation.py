@@ -28,11 +28,26 @@ _STRING_FIELDS: dict[str, int] = {
 }
 _TIME_FIELDS = ("stage_started_at", "stage_completed_at")
 _FIELDS = frozenset(model.EVENT_FIELDS)
+_METADATA_KEYS = frozenset(model.METADATA_FIELDS)
 # 2000-01-01 .. 2200-01-01: anything outside is a unit mistake (seconds, µs).
 MIN_TIMESTAMP_MS = 946_684_800_000
 MAX_TIMESTAMP_MS = 7_258_118_400_000
 # Sums of these go into counters: keep them far from float overflow.
 MAX_METADATA_FLOAT = 1e9
+
+#: Every key of a validated row, in the events table's column order: rows
+#: start as a copy of ``EMPTY_ROW`` so the writer can take a tuple of all
+#: columns with one C-level ``itemgetter`` instead of a ``.get`` per cell.
+ROW_KEYS: tuple[str, ...] = (
+    *(f for f in model.EVENT_FIELDS if f not in ("metadata", "timestamp")),
+    *model.METADATA_FIELDS,
+    "timestamp",
+)
+EMPTY_ROW: dict[str, Any] = dict.fromkeys(ROW_KEYS)
+_MAX_INT = 2**31 - 1
+_MAX_DURATION_MS = 30 * 86_400_000
+_METADATA_INT = frozenset(k for k, kind in model.METADATA_FIELDS.items() if kind == "int")
+_METADATA_FLOAT = frozenset(k for k, kind in model.METADATA_FIELDS.items() if kind == "float")
 
 
 class EventError(ValueError):
@@ -75,6 +90,15 @@ def _epoch_ms(name: str, value: Any) -> int:
     return int(number)
 
 
+def _duration(name: str, value: Any) -> float:
+    number = _finite(name, value)
+    if number < 0:
+        raise EventError(f"{name} must not be negative")
+    if number > _MAX_DURATION_MS:
+        raise EventError(f"{name} is longer than 30 days")
+    return number
+
+
 def _string(name: str, value: Any, max_len: int) -> str:
     if not isinstance(value, str):
         raise EventError(f"{name} must be a string")
@@ -100,35 +124,62 @@ def _identifier(name: str, value: Any) -> str:
 def _metadata(value: Any, row: dict[str, Any]) -> None:
     if not isinstance(value, dict):
         raise EventError("metadata must be an object")
-    unknown = sorted(set(value) - set(model.METADATA_FIELDS))
-    if unknown:
+    if not _METADATA_KEYS.issuperset(value):
+        unknown = sorted(str(k) for k in set(value) - _METADATA_KEYS)
         raise EventError(f"unknown metadata field: {_shown(unknown[0])}")
     for key, item in value.items():
         if item is None:
             continue
-        kind = model.METADATA_FIELDS[key]
-        if kind == "str":
-            row[key] = _string(f"metadata.{key}", item, model.ID_MAX_LEN)
+        if key in _METADATA_INT:
+            if type(item) is int and 0 <= item <= _MAX_INT:
+                row[key] = item
+                continue
+        elif key in _METADATA_FLOAT:
+            ceiling = 1 if key == "confidence_score" else MAX_METADATA_FLOAT
+            if type(item) in (float, int) and 0 <= item <= ceiling:
+                row[key] = float(item)
+                continue
+        elif _plain(item, model.ID_MAX_LEN):
+            row[key] = item
             continue
-        number = _finite(f"metadata.{key}", item)
-        if number < 0:
-            raise EventError(f"metadata.{key} must not be negative")
-        if kind == "int":
-            if number != int(number):
-                raise EventError(f"metadata.{key} must be a whole number")
-            if number > 2**31 - 1:
-                raise EventError(f"metadata.{key} is too large")
-            row[key] = int(number)
-        else:
-            if number > MAX_METADATA_FLOAT:
-                raise EventError(f"metadata.{key} is too large")
-            if key == "confidence_score" and number > 1:
-                raise EventError("metadata.confidence_score must be between 0 and 1")
-            row[key] = number
+        _metadata_value(key, item, row)
+
+
+def _metadata_value(key: str, item: Any, row: dict[str, Any]) -> None:
+    """The careful check of one metadata value the fast path did not accept."""
+    kind = model.METADATA_FIELDS[key]
+    if kind == "str":
+        row[key] = _string(f"metadata.{key}", item, model.ID_MAX_LEN)
+        return
+    number = _finite(f"metadata.{key}", item)
+    if number < 0:
+        raise EventError(f"metadata.{key} must not be negative")
+    if kind == "int":
+        if number != int(number):
+            raise EventError(f"metadata.{key} must be a whole number")
+        if number > _MAX_INT:
+            raise EventError(f"metadata.{key} is too large")
+        row[key] = int(number)
+    else:
+        if number > MAX_METADATA_FLOAT:
+            raise EventError(f"metadata.{key} is too large")
+        if key == "confidence_score" and number > 1:
+            raise EventError("metadata.confidence_score must be between 0 and 1")
+        row[key] = number
+
+
+def _plain(value: Any, max_len: int) -> bool:
+    """True for the common string that needs no closer look (ASCII, no NUL, short)."""
+    return type(value) is str and len(value) <= max_len and value.isascii() and "\x00" not in value
 
 
 def validate_event(item: Any) -> dict[str, Any]:
     """Check one event and return its flat row (without ``received_at``).
+
+    The common, valid event is checked inline with exact type tests (this runs
+    for every event ingested, so it is the ingest path's hot loop); anything
+    unusual falls through to the careful helpers above, which either accept it
+    (a float timestamp, non-ASCII text) or say precisely what is wrong.
 
     :raises EventError: with a one-line reason when the item is not valid.
     """
@@ -137,39 +188,53 @@ def validate_event(item: Any) -> dict[str, Any]:
     if not _FIELDS.issuperset(item):
         unknown = sorted(str(k) for k in set(item) - _FIELDS)
         raise EventError(f"unknown field: {_shown(unknown[0])}")
-    for required in ("event_id", "event_type", "timestamp"):
-        if item.get(required) is None:
+    get = item.get
+    event_id, event_type, timestamp = get("event_id"), get("event_type"), get("timestamp")
+    for required, value in (
+        ("event_id", event_id),
+        ("event_type", event_type),
+        ("timestamp", timestamp),
+    ):
+        if value is None:
             raise EventError(f"{required} is required")
-    row: dict[str, Any] = {"event_id": _identifier("event_id", item["event_id"])}
-    event_type = item["event_type"]
-    if not isinstance(event_type, str) or event_type not in model.EVENT_TYPE_NAMES:
+    row = EMPTY_ROW.copy()
+    if not (_plain(event_id, model.ID_MAX_LEN) and _ID_RE.fullmatch(event_id)):
+        event_id = _identifier("event_id", event_id)
+    row["event_id"] = event_id
+    if type(event_type) is not str or event_type not in model.EVENT_TYPE_NAMES:
         raise EventError(f"unknown event_type: {_shown(event_type)}")
     row["event_type"] = event_type
-    row["timestamp"] = _epoch_ms("timestamp", item["timestamp"])
+    if type(timestamp) is int and MIN_TIMESTAMP_MS <= timestamp <= MAX_TIMESTAMP_MS:
+        row["timestamp"] = timestamp
+    else:
+        row["timestamp"] = _epoch_ms("timestamp", timestamp)
     for name, max_len in _STRING_FIELDS.items():
-        value = item.get(name)
+        value = get(name)
         if value is not None:
-            row[name] = _string(name, value, max_len)
-    stage = item.get("pipeline_stage")
+            row[name] = value if _plain(value, max_len) else _string(name, value, max_len)
+    stage = get("pipeline_stage")
     if stage is not None:
-        if not isinstance(stage, str) or stage not in _STAGES:
+        if type(stage) is not str or stage not in _STAGES:
             raise EventError(f"unknown pipeline_stage: {_shown(stage)}")
         row["pipeline_stage"] = stage
     elif (default_stage := model.EVENT_TYPES_BY_NAME[event_type].stage) is not None:
         row["pipeline_stage"] = default_stage.value
     for name in _TIME_FIELDS:
-        if item.get(name) is not None:
-            row[name] = _epoch_ms(name, item[name])
-    duration = item.get("duration_ms")
+        value = get(name)
+        if value is not None:
+            if type(value) is int and MIN_TIMESTAMP_MS <= value <= MAX_TIMESTAMP_MS:
+                row[name] = value
+            else:
+                row[name] = _epoch_ms(name, value)
+    duration = get("duration_ms")
     if duration is not None:
-        number = _finite("duration_ms", duration)
-        if number < 0:
-            raise EventError("duration_ms must not be negative")
-        if number > 30 * 86_400_000:
-            raise EventError("duration_ms is longer than 30 days")
-        row["duration_ms"] = number
-    if item.get("metadata") is not None:
-        _metadata(item["metadata"], row)
+        if type(duration) in (int, float) and 0 <= duration <= _MAX_DURATION_MS:
+            row["duration_ms"] = float(duration)
+        else:
+            row["duration_ms"] = _duration("duration_ms", duration)
+    metadata = get("metadata")
+    if metadata is not None:
+        _metadata(metadata, row)
     return row
 
 
