@@ -247,15 +247,15 @@ def test_schemathesis_finds_no_server_error_nor_schema_violation(server: LiveSer
     """Every operation of /openapi.json, positive and negative cases, as staff.
 
     Checks: ``not_a_server_error``, ``response_schema_conformance`` and the
-    contract's error envelope. FastAPI's own 422 declaration is swapped for the
-    envelope the server really sends (that mismatch is the xfail below).
+    contract's error envelope. The description is used as the server sends
+    it: its error responses declare the envelope, not FastAPI's default 422.
     """
     _seed(server)
     server.app.state.enqueue = lambda *args: None  # retries queue nothing
     spec = _openapi(server)
-    components = spec.setdefault("components", {}).setdefault("schemas", {})
-    if "HTTPValidationError" in components:
-        components["HTTPValidationError"] = ERROR_ENVELOPE
+    components = spec.get("components", {}).get("schemas", {})
+    assert "HTTPValidationError" not in components
+    assert ERROR_ENVELOPE["required"] == components["ErrorBody"]["required"]
     schema = schemathesis.openapi.from_dict(spec)
     calls: dict[str, dict[int, int]] = {}
     failures: dict[str, str] = {}
@@ -289,11 +289,6 @@ def test_schemathesis_finds_no_server_error_nor_schema_violation(server: LiveSer
     assert httpx.get(f"{server.url}/api/v1/health").status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: /openapi.json declares FastAPI's HTTPValidationError for 422 "
-    "({detail: [{loc, msg, type}]}); the server sends {error, detail}",
-)
 def test_openapi_declares_the_error_body_the_server_sends(lite: LiveServer) -> None:
     schema = schemathesis.openapi.from_dict(_openapi(lite))
     operation = schema["/api/v1/events"]["GET"]
@@ -331,11 +326,6 @@ def test_bodies_over_the_limit_are_413_declared_or_streamed(server: LiveServer) 
     assert httpx.get(f"{server.url}/api/v1/health").status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: POST /api/v1/artifacts/{id}/retry reads and parses a JSON body of any size "
-    "(only POST /api/v1/events has a body cap)",
-)
 def test_the_retry_route_refuses_bodies_over_the_limit(lite: LiveServer) -> None:
     lite.app.state.enqueue = lambda *args: None
     pad = b"a" * lite.settings.max_body_bytes

@@ -11,13 +11,16 @@ from voicewatch import alerts
 from voicewatch.auth import Principal
 from voicewatch.web.deps import get_engine, require_staff
 from voicewatch.web.errors import ApiError
+from voicewatch.web.responses import COMMON_ERRORS, WRITE_ERRORS, error_responses
 
-router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"], responses=COMMON_ERRORS)
 
 _MAX_ID = 2**63 - 1  # a BIGINT; anything larger cannot name an alert
 
 
-@router.get("", summary="Alerts, newest first: active (default) or all")
+@router.get(
+    "", summary="Alerts, newest first: active (default) or all", responses=error_responses(422)
+)
 def list_alerts(
     _principal: Annotated[Principal, Depends(require_staff)],
     engine: Annotated[Engine, Depends(get_engine)],
@@ -33,7 +36,11 @@ def list_alerts(
     return {"state": state, "items": items}
 
 
-@router.post("/{alert_id}/acknowledge", summary="Record that you are on it (does not resolve)")
+@router.post(
+    "/{alert_id}/acknowledge",
+    summary="Record that you are on it (does not resolve)",
+    responses={**error_responses(404, 422), **WRITE_ERRORS},
+)
 def acknowledge_alert(
     alert_id: str,
     principal: Annotated[Principal, Depends(require_staff)],

@@ -6,18 +6,21 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
 
 from voicewatch import artifacts, model
 from voicewatch.auth import Principal
 from voicewatch.pipeline.audio_store import MAX_AUDIO_BYTES, UploadError, store_upload
 from voicewatch.pipeline.repository import RecordError
+from voicewatch.web.body import parse_json, read_limited, require_json_content_type
 from voicewatch.web.deps import get_engine, get_settings, require_ingest, require_staff
 from voicewatch.web.errors import ApiError
+from voicewatch.web.responses import COMMON_ERRORS, WRITE_ERRORS, error_responses
 
-router = APIRouter(prefix="/api/v1/artifacts", tags=["artifacts"])
+router = APIRouter(prefix="/api/v1/artifacts", tags=["artifacts"], responses=COMMON_ERRORS)
 
 ID = Annotated[str, Form(min_length=1, max_length=model.ID_MAX_LEN)]
 
@@ -32,7 +35,12 @@ def _pipeline(request: Request) -> Any:
     return state.pipeline
 
 
-@router.post("", status_code=202, summary="Send one voice note (audio) or text message")
+@router.post(
+    "",
+    status_code=202,
+    summary="Send one voice note (audio) or text message",
+    responses={**error_responses(413, 422), **WRITE_ERRORS},
+)
 async def submit_artifact(
     request: Request,
     _principal: Annotated[Principal, Depends(require_ingest)],
@@ -75,10 +83,40 @@ class RetryRequest(BaseModel):
     stage: Literal["transcription", "claims_extraction", "entity_resolution", "full"]
 
 
-@router.post("/{artifact_id}/retry", status_code=202, summary="Retry a failed artifact")
-def retry_artifact(
+#: ``{"stage": "claims_extraction"}`` is 30 bytes; anything near this cap is not a retry.
+RETRY_BODY_MAX_BYTES = 16 * 1024
+_RETRY_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": RetryRequest.model_json_schema()}},
+    }
+}
+
+
+async def _retry_request(request: Request) -> RetryRequest:
+    """The body, read with a small cap before parsing (413), then validated (400/422).
+
+    Declaring ``RetryRequest`` as a body parameter would let FastAPI read and
+    parse a body of any size; the events route's limited reader does not.
+    """
+    require_json_content_type(request)
+    payload = parse_json(await read_limited(request, RETRY_BODY_MAX_BYTES))
+    try:
+        return RetryRequest.model_validate(payload)
+    except ValidationError as exc:
+        problems = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+        raise RequestValidationError(problems) from exc
+
+
+@router.post(
+    "/{artifact_id}/retry",
+    status_code=202,
+    summary="Retry a failed artifact",
+    openapi_extra=_RETRY_BODY,
+    responses={**error_responses(404, 409, 413, 415, 422), **WRITE_ERRORS},
+)
+async def retry_artifact(
     artifact_id: str,
-    body: RetryRequest,
     request: Request,
     principal: Annotated[Principal, Depends(require_staff)],
     engine: Annotated[Engine, Depends(get_engine)],
@@ -86,17 +124,22 @@ def retry_artifact(
     from voicewatch.retry import RetryError, start_retry
     from voicewatch.tasks import enqueuer
 
-    enqueue = getattr(request.app.state, "enqueue", None) or enqueuer(
-        get_settings(request).queue_url
-    )
-    try:
-        started = start_retry(
+    body = await _retry_request(request)
+
+    def start() -> Any:
+        enqueue = getattr(request.app.state, "enqueue", None) or enqueuer(
+            get_settings(request).queue_url
+        )
+        return start_retry(
             engine,
             artifact_id[: model.ID_MAX_LEN],
             body.stage,
             requested_by=principal.name,
             enqueue=enqueue,
         )
+
+    try:
+        started = await run_in_threadpool(start)
     except RetryError as exc:
         raise ApiError(exc.status, str(exc)) from exc
     return {
@@ -106,7 +149,7 @@ def retry_artifact(
     }
 
 
-@router.get("", summary="The artifacts grid, newest first")
+@router.get("", summary="The artifacts grid, newest first", responses=error_responses(422))
 def list_artifacts(
     _principal: Annotated[Principal, Depends(require_staff)],
     engine: Annotated[Engine, Depends(get_engine)],
@@ -136,7 +179,11 @@ def list_artifacts(
     return {"items": items, "next_cursor": next_cursor}
 
 
-@router.get("/{artifact_id}", summary="One artifact: transcript, claims, events, retries")
+@router.get(
+    "/{artifact_id}",
+    summary="One artifact: transcript, claims, events, retries",
+    responses=error_responses(404),
+)
 def get_artifact(
     artifact_id: str,
     _principal: Annotated[Principal, Depends(require_staff)],

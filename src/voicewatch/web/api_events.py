@@ -17,8 +17,15 @@ from voicewatch.auth import Principal
 from voicewatch.web.body import parse_json, read_limited, require_json_content_type
 from voicewatch.web.deps import get_engine, get_settings, require_ingest, require_staff
 from voicewatch.web.errors import ApiError
+from voicewatch.web.responses import (
+    COMMON_ERRORS,
+    WRITE_ERRORS,
+    ErrorBody,
+    IngestResult,
+    error_responses,
+)
 
-router = APIRouter(prefix="/api/v1", tags=["events"])
+router = APIRouter(prefix="/api/v1", tags=["events"], responses=COMMON_ERRORS)
 
 _EVENT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -49,7 +56,20 @@ _INGEST_BODY = {
 }
 
 
-@router.post("/events", openapi_extra=_INGEST_BODY, summary="Send one event or a batch")
+@router.post(
+    "/events",
+    openapi_extra=_INGEST_BODY,
+    summary="Send one event or a batch",
+    responses={
+        200: {"model": IngestResult, "description": "Some events landed (or were duplicates)"},
+        **error_responses(413, 415),
+        **WRITE_ERRORS,
+        422: {
+            "model": IngestResult | ErrorBody,
+            "description": "Every item was refused (per item), or the body is not events",
+        },
+    },
+)
 async def post_events(
     request: Request, _principal: Annotated[Principal, Depends(require_ingest)]
 ) -> JSONResponse:
@@ -116,7 +136,7 @@ class EventQuery:
         )
 
 
-@router.get("/events", summary="The event log, newest first")
+@router.get("/events", summary="The event log, newest first", responses=error_responses(422))
 def list_events(
     _principal: Annotated[Principal, Depends(require_staff)],
     query: Annotated[EventQuery, Depends()],
@@ -160,7 +180,7 @@ def _csv_rows(engine: Engine, filters: events.EventFilter) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-@router.get("/events.csv", summary="The filtered event log as CSV")
+@router.get("/events.csv", summary="The filtered event log as CSV", responses=error_responses(422))
 def export_events_csv(
     _principal: Annotated[Principal, Depends(require_staff)],
     query: Annotated[EventQuery, Depends()],

@@ -12,11 +12,20 @@ from sqlalchemy import Engine
 from voicewatch.config import Settings
 from voicewatch.health import check_database, check_queue
 from voicewatch.web.deps import get_engine, get_settings
+from voicewatch.web.responses import HealthBody, error_responses
 
 router = APIRouter(prefix="/api/v1", tags=["health"])
 
 
-@router.get("/health", summary="Is the server, its database and its queue up?")
+@router.get(
+    "/health",
+    summary="Is the server, its database and its queue up?",
+    responses={
+        200: {"model": HealthBody, "description": "All is ok"},
+        503: {"model": HealthBody, "description": "The database or the queue is down"},
+        **error_responses(400),
+    },
+)
 async def health(
     engine: Annotated[Engine, Depends(get_engine)],
     settings: Annotated[Settings, Depends(get_settings)],

@@ -10,11 +10,17 @@ from sqlalchemy import Engine
 from voicewatch import metrics, model
 from voicewatch.auth import Principal
 from voicewatch.web.deps import get_engine, require_staff
+from voicewatch.web.responses import COMMON_ERRORS, error_responses
 
-router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
+router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"], responses=COMMON_ERRORS)
+_INVALID = error_responses(422)
 
 
-@router.get("/realtime", summary="Live figures for the last 60 minutes, from counters")
+@router.get(
+    "/realtime",
+    summary="Live figures for the last 60 minutes, from counters",
+    responses=_INVALID,
+)
 def realtime(
     _principal: Annotated[Principal, Depends(require_staff)],
     engine: Annotated[Engine, Depends(get_engine)],
@@ -23,7 +29,11 @@ def realtime(
     return metrics.realtime(engine, organization_id=organization_id or None)
 
 
-@router.get("/history", summary="Snapshots for 1h/6h/24h (hourly) or 7d/30d (daily)")
+@router.get(
+    "/history",
+    summary="Snapshots for 1h/6h/24h (hourly) or 7d/30d (daily)",
+    responses=_INVALID,
+)
 def history(
     _principal: Annotated[Principal, Depends(require_staff)],
     engine: Annotated[Engine, Depends(get_engine)],
@@ -41,7 +51,11 @@ def stages(
     return metrics.stage_breakdown(engine)
 
 
-@router.get("/orgs", summary="Per organization: artifacts, latency, cost, failure rate")
+@router.get(
+    "/orgs",
+    summary="Per organization: artifacts, latency, cost, failure rate",
+    responses=_INVALID,
+)
 def orgs(
     _principal: Annotated[Principal, Depends(require_staff)],
     engine: Annotated[Engine, Depends(get_engine)],

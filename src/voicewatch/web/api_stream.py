@@ -41,6 +41,7 @@ from voicewatch import notify, views
 from voicewatch.auth import Principal
 from voicewatch.web.deps import authenticated
 from voicewatch.web.errors import ApiError
+from voicewatch.web.responses import COMMON_ERRORS
 
 log = logging.getLogger("voicewatch.web.stream")
 
@@ -235,7 +236,7 @@ def _sse(message: dict[str, Any]) -> str:
     "/stream",
     summary="Server-sent events: new pipeline events and alert changes",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": {"text/event-stream": {}}}, **COMMON_ERRORS},
 )
 async def stream(
     request: Request, _principal: Annotated[Principal, Depends(stream_viewer)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -27,6 +28,7 @@ from voicewatch.web import (
 from voicewatch.web.errors import install_error_handlers
 from voicewatch.web.login_limit import LoginLimiter
 from voicewatch.web.nul_guard import NulGuard
+from voicewatch.web.responses import contract_error_schemas
 from voicewatch.web.security import SESSION_COOKIE
 from voicewatch.web.templating import STATIC_DIR
 
@@ -71,4 +73,17 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         pages_data.router,
     ):
         app.include_router(router)
+    _describe_our_errors(app)
     return app
+
+
+def _describe_our_errors(app: FastAPI) -> None:
+    """Generate /openapi.json with the error body we send, not FastAPI's default 422."""
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = contract_error_schemas(default_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
