@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 VENDOR := src/voicewatch/web/static/vendor
 ASSETS := $(VENDOR)/.installed
 
-.PHONY: demo test lint bench soak services venv clean assets browser screenshots
+.PHONY: demo test lint bench soak services venv clean assets browser screenshots load
 
 venv: $(STAMP)
 
@@ -53,6 +53,9 @@ lint: $(STAMP)
 
 bench: $(STAMP) services
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+load: $(STAMP) services
+	$(PY) bench/bench_load.py
 
 soak: $(STAMP) services
 	$(PY) -m pytest -q -m slow
