@@ -54,6 +54,10 @@ class Settings:
     #: latency injection for simulations and fault tests: "transcription=2000,claims_extraction=500"
     stage_delay_ms: str = ""
     secure_cookies: bool = False  # set when served over HTTPS (VOICEWATCH_SECURE_COOKIES=1)
+    #: how long the pipeline's emitter gathers events before one write: fewer,
+    #: larger batches keep its share of SQLite's write lock (and of the stage's
+    #: time) small; events still reach the dashboard within this delay
+    emit_flush_ms: int = 250
 
     def __post_init__(self) -> None:
         if not self.queue_url:
@@ -92,6 +96,7 @@ class Settings:
             "stage_delay_ms": os.environ.get("VOICEWATCH_STAGE_DELAY_MS", ""),
             "secure_cookies": os.environ.get("VOICEWATCH_SECURE_COOKIES", "")
             in ("1", "true", "yes"),
+            "emit_flush_ms": _env_int("VOICEWATCH_EMIT_FLUSH_MS", 250),
         }
         values.update({k: v for k, v in overrides.items() if v is not None and v != ""})
         return cls(**values)  # type: ignore[arg-type]
@@ -117,4 +122,5 @@ ENV_VARS: tuple[str, ...] = (
     "VOICEWATCH_BREAKER_FAILURES",
     "VOICEWATCH_BREAKER_COOLDOWN_MS",
     "VOICEWATCH_STAGE_DELAY_MS",
+    "VOICEWATCH_EMIT_FLUSH_MS",
 )

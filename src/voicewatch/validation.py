@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from voicewatch import model
 
@@ -168,7 +168,7 @@ def _metadata_value(key: str, item: Any, row: dict[str, Any]) -> None:
         row[key] = number
 
 
-def _plain(value: Any, max_len: int) -> bool:
+def _plain(value: Any, max_len: int) -> TypeGuard[str]:
     """True for the common string that needs no closer look (ASCII, no NUL, short)."""
     return type(value) is str and len(value) <= max_len and value.isascii() and "\x00" not in value
 

@@ -23,7 +23,9 @@ def build_context(settings: Settings, *, enqueue: Any = None) -> PipelineContext
     from voicewatch.store import open_store
 
     engine = open_store(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
-    monitor = Monitor(database_url=settings.database_url)
+    monitor = Monitor(
+        database_url=settings.database_url, flush_interval=max(settings.emit_flush_ms, 1) / 1000
+    )
     if enqueue is None:
         from voicewatch.tasks import enqueuer
 
