@@ -109,11 +109,11 @@ def retention_cleanup(engine: Engine, settings: Settings, now: int | None = None
 
 
 def stale_recovery(engine: Engine, now: int | None = None) -> Any:
-    """Fail artifacts whose worker died mid-stage (see ``pipeline.recovery``)."""
+    """Fail artifacts whose worker died mid-stage, requeue lost tasks (``pipeline.recovery``)."""
     from voicewatch.pipeline import runtime
-    from voicewatch.pipeline.recovery import fail_stale
+    from voicewatch.pipeline.recovery import recover
 
     now = now_ms() if now is None else now
     slot = now - now % (5 * MINUTE_MS)
     key = to_datetime(slot).strftime("%Y-%m-%dT%H:%M")
-    return run_once(engine, "stale_recovery", key, lambda: fail_stale(runtime.context(), now=now))
+    return run_once(engine, "stale_recovery", key, lambda: recover(runtime.context(), now=now))
