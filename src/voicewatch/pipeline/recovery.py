@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import Engine, and_, select
+from sqlalchemy import Engine, select
 
 from voicewatch.clock import now_ms
 from voicewatch.model import ArtifactStatus
@@ -47,17 +47,25 @@ def find_stale(
     limit: int = 500,
 ) -> list[dict[str, Any]]:
     """Artifacts whose running stage has not moved for ``stale_after_ms`` (oldest first)."""
+    return _untouched_since(
+        engine,
+        now,
+        stale_after_ms,
+        limit,
+        artifacts_t.c.status.in_(_RUNNING),
+        artifacts_t.c.current_stage.is_not(None),
+        artifacts_t.c.current_stage != artifacts_t.c.completed_stage,
+    )
+
+
+def _untouched_since(
+    engine: Engine, now: int | None, stale_after_ms: int, limit: int, *conditions: Any
+) -> list[dict[str, Any]]:
+    """Artifacts matching ``conditions`` not updated for ``stale_after_ms``, oldest first."""
     now = now_ms() if now is None else now
     query = (
         select(artifacts_t)
-        .where(
-            artifacts_t.c.status.in_(_RUNNING),
-            artifacts_t.c.updated_at < now - stale_after_ms,
-            and_(
-                artifacts_t.c.current_stage.is_not(None),
-                artifacts_t.c.current_stage != artifacts_t.c.completed_stage,
-            ),
-        )
+        .where(artifacts_t.c.updated_at < now - stale_after_ms, *conditions)
         .order_by(artifacts_t.c.updated_at)
         .limit(limit)
     )
@@ -90,20 +98,15 @@ def find_waiting(
     limit: int = 500,
 ) -> list[dict[str, Any]]:
     """Artifacts that finished a stage ``stale_after_ms`` ago and never started the next."""
-    now = now_ms() if now is None else now
-    query = (
-        select(artifacts_t)
-        .where(
-            artifacts_t.c.status.not_in(_SETTLED),
-            artifacts_t.c.updated_at < now - stale_after_ms,
-            artifacts_t.c.current_stage == artifacts_t.c.completed_stage,
-            artifacts_t.c.completed_stage.in_(sorted(_FOLLOWING)),
-        )
-        .order_by(artifacts_t.c.updated_at)
-        .limit(limit)
+    return _untouched_since(
+        engine,
+        now,
+        stale_after_ms,
+        limit,
+        artifacts_t.c.status.not_in(_SETTLED),
+        artifacts_t.c.current_stage == artifacts_t.c.completed_stage,
+        artifacts_t.c.completed_stage.in_(sorted(_FOLLOWING)),
     )
-    with read_connection(engine) as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
 
 
 def requeue_waiting(
