@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy import Connection, Engine, Table, delete, func, select, update
 
 from voicewatch.clock import now_ms
 from voicewatch.model import ArtifactStatus
@@ -515,19 +515,25 @@ def _clear_from_claims(conn: Connection, artifact_id: str) -> None:
         conn.execute(delete(table).where(table.c.artifact_id == artifact_id))
 
 
-def claims_of(engine: Engine, artifact_id: str) -> list[dict[str, Any]]:
+def _rows_of(
+    engine: Engine, table: Table, artifact_id: str, order: Any, json_list: str | None = None
+) -> list[dict[str, Any]]:
+    """One artifact's rows of ``table`` in ``order``, with a JSON list column decoded."""
     with read_connection(engine) as conn:
         rows = conn.execute(
-            select(voice_note_claims)
-            .where(voice_note_claims.c.artifact_id == artifact_id)
-            .order_by(voice_note_claims.c.ordinal)
+            select(table).where(table.c.artifact_id == artifact_id).order_by(order)
         ).fetchall()
-    out = []
-    for row in rows:
-        item = dict(row._mapping)
-        item["mentioned_names"] = json.loads(item["mentioned_names"] or "[]")
-        out.append(item)
+    out = [dict(r._mapping) for r in rows]
+    if json_list is not None:
+        for item in out:
+            item[json_list] = json.loads(item[json_list] or "[]")
     return out
+
+
+def claims_of(engine: Engine, artifact_id: str) -> list[dict[str, Any]]:
+    return _rows_of(
+        engine, voice_note_claims, artifact_id, voice_note_claims.c.ordinal, "mentioned_names"
+    )
 
 
 def replace_resolutions(
@@ -574,18 +580,8 @@ def replace_resolutions(
 
 
 def resolutions_of(engine: Engine, artifact_id: str) -> list[dict[str, Any]]:
-    with read_connection(engine) as conn:
-        rows = conn.execute(
-            select(voice_note_entity_resolutions)
-            .where(voice_note_entity_resolutions.c.artifact_id == artifact_id)
-            .order_by(voice_note_entity_resolutions.c.resolution_id)
-        ).fetchall()
-    out = []
-    for row in rows:
-        item = dict(row._mapping)
-        item["candidates"] = json.loads(item["candidates"] or "[]")
-        out.append(item)
-    return out
+    table = voice_note_entity_resolutions
+    return _rows_of(engine, table, artifact_id, table.c.resolution_id, "candidates")
 
 
 def replace_drafts(
@@ -611,13 +607,7 @@ def replace_drafts(
 
 
 def drafts_of(engine: Engine, artifact_id: str) -> list[dict[str, Any]]:
-    with read_connection(engine) as conn:
-        rows = conn.execute(
-            select(insight_drafts)
-            .where(insight_drafts.c.artifact_id == artifact_id)
-            .order_by(insight_drafts.c.draft_id)
-        ).fetchall()
-    return [dict(r._mapping) for r in rows]
+    return _rows_of(engine, insight_drafts, artifact_id, insight_drafts.c.draft_id)
 
 
 def decide_draft(engine: Engine, draft_id: str, *, confirm: bool, by: str) -> dict[str, Any]:
