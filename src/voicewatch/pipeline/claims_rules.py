@@ -38,7 +38,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from voicewatch.pipeline.resolution import NAME_PARTICLES, SPECIAL_FOLD
+from voicewatch.pipeline.resolution import NAME_PARTICLES, strip_accents
 from voicewatch.pipeline.topics import (
     COMBOS,
     FALLBACK_TOPIC,
@@ -113,7 +113,6 @@ _QUOTES = str.maketrans(
         "\u00a0": " ",
     }
 )
-_SPECIAL_FOLD = SPECIAL_FOLD
 
 
 def clean_text(text: str) -> str:
@@ -136,9 +135,7 @@ def clean_text(text: str) -> str:
 
 def fold(text: str) -> str:
     """Lower-case ``text`` and strip accents, so "Seán", "SEAN" and "sean" compare equal."""
-    text = text.translate(_SPECIAL_FOLD)
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+    return strip_accents(text).lower()
 
 
 _SUFFIXES = ("ingly", "ings", "ing", "edly", "ied", "ies", "ed", "es", "s", "ly", "y", "e")

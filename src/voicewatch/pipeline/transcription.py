@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from voicewatch.pipeline.audio import TARGET_RATE, AudioError, read_audio
+from voicewatch.pipeline.resolution import strip_accents
 
 #: Ten minutes: longer notes are refused (decoding time grows with length).
 DEFAULT_MAX_DURATION_SECONDS = 600.0
@@ -288,7 +289,7 @@ def guess_pronunciation(word: str) -> str:
     ``sz``), vowel teams, r-coloured vowels, a silent final ``e`` that lengthens the
     vowel before it (``Blake``), open syllables (``Okafor``) and doubled consonants.
     """
-    w = re.sub(r"[^a-z]", "", _fold(word))
+    w = re.sub(r"[^a-z]", "", _lower_fold(word))
     if not w:
         return ""
     long_at = -1
@@ -364,9 +365,8 @@ def _open_syllable(w: str, i: int) -> bool:
     )
 
 
-def _fold(text: str) -> str:
-    folded = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in folded if not unicodedata.combining(c))
+def _lower_fold(text: str) -> str:
+    return strip_accents(text.lower())
 
 
 def hint_words(hints: Iterable[str]) -> dict[str, str]:
@@ -378,7 +378,7 @@ def hint_words(hints: Iterable[str]) -> dict[str, str]:
     for hint in hints:
         for raw in re.split(r"[\s\-]+", hint or ""):
             display = raw.strip('.,;:!?"()[]')
-            token = re.sub(r"[^a-z0-9]", "", _fold(display))
+            token = re.sub(r"[^a-z0-9]", "", _lower_fold(display))
             if len(token) >= 2 and not token.isdigit() and token not in out:
                 out[token] = display
     return out
