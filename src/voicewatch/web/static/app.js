@@ -32,6 +32,32 @@
       setTimeout(() => el.remove(), 8000);
     },
     escape(s) { const d = document.createElement("div"); d.textContent = s == null ? "" : String(s); return d.innerHTML; },
+    /** The event-type cell of an event row (a coloured pill), shared by the log and the feed. */
+    typeCell(eventType, kind) {
+      const td = document.createElement("td");
+      const pill = document.createElement("span");
+      pill.className = "pill " + kind;
+      pill.textContent = eventType;
+      td.appendChild(pill);
+      return td;
+    },
+    /** The artifact cell of an event row: a link to the artifact, or a muted dash. */
+    artifactCell(artifactId) {
+      const td = document.createElement("td");
+      td.className = "mono";
+      if (artifactId) {
+        const a = document.createElement("a");
+        a.href = "/artifacts/" + encodeURIComponent(artifactId);
+        a.textContent = artifactId;
+        td.appendChild(a);
+      } else {
+        const none = document.createElement("span");
+        none.className = "muted";
+        none.textContent = "—";
+        td.appendChild(none);
+      }
+      return td;
+    },
   });
 
   function connect() {

@@ -104,19 +104,8 @@
     tr.dataset.payload = JSON.stringify(payload);
     const ts = cell(fmtTs(e.timestamp), "mono nowrap");
     ts.title = fmtTs(e.timestamp) + " UTC";
-    const type = document.createElement("td");
-    const pill = document.createElement("span");
-    pill.className = "pill " + kind;
-    pill.textContent = e.event_type;
-    type.appendChild(pill);
-    const art = document.createElement("td");
-    art.className = "mono";
-    if (e.artifact_id) {
-      const a = document.createElement("a");
-      a.href = "/artifacts/" + encodeURIComponent(e.artifact_id);
-      a.textContent = e.artifact_id;
-      art.appendChild(a);
-    } else art.textContent = "—";
+    const type = vw.typeCell(e.event_type, kind);
+    const art = vw.artifactCell(e.artifact_id);
     tr.append(
       ts, type, cell(e.pipeline_stage), art,
       cell(cfg.org_names[e.organization_id] || e.organization_id),

@@ -60,24 +60,8 @@
     time.className = "mono nowrap";
     time.textContent = utcTime(e.timestamp);
     time.title = new Date(e.timestamp).toISOString().replace("T", " ").slice(0, 19) + " UTC";
-    const type = document.createElement("td");
-    const pill = document.createElement("span");
-    pill.className = "pill " + kind;
-    pill.textContent = e.event_type;
-    type.appendChild(pill);
-    const art = document.createElement("td");
-    art.className = "mono";
-    if (e.artifact_id) {
-      const a = document.createElement("a");
-      a.href = "/artifacts/" + encodeURIComponent(e.artifact_id);
-      a.textContent = e.artifact_id;
-      art.appendChild(a);
-    } else {
-      const none = document.createElement("span");
-      none.className = "muted";
-      none.textContent = "—";
-      art.appendChild(none);
-    }
+    const type = vw.typeCell(e.event_type, kind);
+    const art = vw.artifactCell(e.artifact_id);
     const details = document.createElement("td");
     details.className = "details";
     details.textContent = e.summary || "";
