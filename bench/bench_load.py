@@ -166,6 +166,21 @@ class Stack:
             time.sleep(0.2)
         self.urls.append(url)
 
+    def log_findings(self, per_log: int = 5) -> list[str]:
+        """Warnings, errors and tracebacks the servers and workers logged (the first few each)."""
+        found = []
+        for path in sorted(self.workdir.glob("*.log")):
+            lines = path.read_text(errors="replace").splitlines()
+            hits = [
+                line.strip()
+                for line in lines
+                if any(w in line for w in ("WARNING", "ERROR", "Traceback", "unavailable", "busy"))
+            ]
+            found += [f"{path.stem}: {line[:200]}" for line in hits[:per_log]]
+            if len(hits) > per_log:
+                found.append(f"{path.stem}: ... {len(hits) - per_log} more")
+        return found
+
     def cpu_seconds(self) -> dict[str, float]:
         """CPU time used so far by each process (Linux /proc), to see where the cores went."""
         ticks = os.sysconf("SC_CLK_TCK")
@@ -639,6 +654,7 @@ class Outcome:
     servers: int
     workers: int
     cpu: dict[str, float] = field(default_factory=dict)
+    log_lines: list[str] = field(default_factory=list)
 
     @property
     def events_per_s(self) -> float:
@@ -713,6 +729,8 @@ def report(outcome: Outcome) -> None:
         f"notes {chk.notes_total} ({statuses}), stuck {chk.notes_stuck}"
     )
     print("  CPU s:  " + ", ".join(f"{k} {v:.0f}" for k, v in outcome.cpu.items()))
+    for line in outcome.log_lines:
+        print(f"  log:    {line}")
     for failure in outcome.failures:
         print(f"  FAIL: {failure}")
     sys.stdout.flush()
@@ -774,6 +792,7 @@ def run_setup(name: str, seconds: float, *, drain_s: float = 300, **load: Any) -
         outcome = Outcome(
             name, elapsed, rec, check(stack, rec, source), drained, servers, workers, cpu
         )
+        outcome.log_lines = stack.log_findings()
     report(outcome)
     return outcome
 

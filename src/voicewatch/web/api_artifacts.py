@@ -19,6 +19,7 @@ from voicewatch.web.body import parse_json, read_limited, require_json_content_t
 from voicewatch.web.deps import get_engine, get_settings, require_ingest, require_staff
 from voicewatch.web.errors import ApiError
 from voicewatch.web.responses import COMMON_ERRORS, WRITE_ERRORS, error_responses
+from voicewatch.web.write_gate import write_gate
 
 router = APIRouter(prefix="/api/v1/artifacts", tags=["artifacts"], responses=COMMON_ERRORS)
 
@@ -63,9 +64,11 @@ async def submit_artifact(
             status = 413 if "larger" in str(exc) else 422
             raise ApiError(status, str(exc)) from exc
     pipeline = await run_in_threadpool(_pipeline, request)
-    try:
-        artifact = await run_in_threadpool(
-            lambda: submit_note(
+    gate = write_gate(request)
+
+    def submit() -> dict[str, Any]:
+        with gate.held():
+            return submit_note(
                 pipeline,
                 organization_id=organization_id,
                 coach_user_id=coach_user_id,
@@ -73,7 +76,9 @@ async def submit_artifact(
                 text=text if audio is None else None,
                 audio_path=audio_path,
             )
-        )
+
+    try:
+        artifact = await run_in_threadpool(submit)
     except RecordError as exc:
         raise ApiError(422, str(exc)) from exc
     return JSONResponse({"artifact_id": artifact["artifact_id"]}, status_code=202)

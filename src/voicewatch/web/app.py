@@ -31,6 +31,7 @@ from voicewatch.web.nul_guard import NulGuard
 from voicewatch.web.responses import contract_error_schemas
 from voicewatch.web.security import SESSION_COOKIE
 from voicewatch.web.templating import STATIC_DIR
+from voicewatch.web.write_gate import WriteGate
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.settings = settings
     app.state.engine = engine
     app.state.login_limiter = LoginLimiter()
+    app.state.write_gate = WriteGate(engine, settings.sqlite_busy_timeout_ms / 1000)
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key or secrets.token_urlsafe(32),
