@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import Engine, inspect
 
 from voicewatch.store import migrate
@@ -55,4 +57,30 @@ def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
     with eng.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+    eng.dispose()
+
+
+def test_a_new_sqlite_store_uses_large_pages_and_checkpoints_by_bytes(tmp_path: Path) -> None:
+    import sqlite3
+
+    from voicewatch.store import make_engine
+    from voicewatch.store.engine import SQLITE_PAGE_SIZE, WAL_CHECKPOINT_BYTES
+
+    eng = make_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    migrate(eng)
+    with eng.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == SQLITE_PAGE_SIZE
+        checkpoint = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+        assert checkpoint == WAL_CHECKPOINT_BYTES // SQLITE_PAGE_SIZE
+    eng.dispose()
+    # A store made before (4 KB pages) keeps its pages, and its checkpoint
+    # interval still comes to the same number of bytes.
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as raw:
+        raw.execute("CREATE TABLE t (x)")
+    eng = make_engine(f"sqlite:///{old}")
+    with eng.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == 4096
+        checkpoint = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+        assert checkpoint == WAL_CHECKPOINT_BYTES // 4096
     eng.dispose()

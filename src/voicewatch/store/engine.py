@@ -18,6 +18,11 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+#: Page size of new SQLite stores (see ``_configure_sqlite``).
+SQLITE_PAGE_SIZE = 32768
+#: WAL size at which a committing writer checkpoints it into the database file.
+WAL_CHECKPOINT_BYTES = 40 * 1024 * 1024
+
 
 def normalize_url(url: str) -> str:
     """Map user-facing URLs onto SQLAlchemy drivers (``postgresql://`` -> psycopg 3)."""
@@ -63,11 +68,18 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         # implicit BEGIN cannot be made IMMEDIATE).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # Takes effect only while the file is still empty (a new store). Larger
+        # pages mean fewer pages dirtied and written per batch of events, whose
+        # index entries land all over the event-id and artifact indexes:
+        # measured 4 KB -> 32 KB: ~25,000 -> ~30,000 events/s sustained.
+        cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        # Fewer, larger WAL checkpoints and a 64 MB page cache: measured +15% ingest.
-        cursor.execute("PRAGMA wal_autocheckpoint=10000")
+        # Fewer, larger WAL checkpoints (every ~40 MB of WAL, whatever the page
+        # size) and a 64 MB page cache: measured +15% ingest.
+        (page_size,) = cursor.execute("PRAGMA page_size").fetchone()
+        cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_BYTES // int(page_size)}")
         cursor.execute("PRAGMA cache_size=-65536")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
