@@ -29,12 +29,12 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError
 
 from private_services import IN_CI, PrivatePostgres, PrivateRedis
+from recount import assert_counters_equal_recount, stored_event_ids
 from voicewatch import events, tasks
 from voicewatch.auth import create_token
-from voicewatch.clock import hour_start, minute_start, now_ms
+from voicewatch.clock import hour_start, now_ms
 from voicewatch.config import Settings
 from voicewatch.emitter import Monitor
-from voicewatch.events import AI_COST, E2E_LATENCY, NOT_COST_BEARING
 from voicewatch.metrics import aggregate_hour
 from voicewatch.pipeline import repository as repo
 from voicewatch.pipeline import runtime
@@ -46,8 +46,6 @@ from voicewatch.simulate_notes import DEMO_CLUBS, make_note
 from voicewatch.store import open_store
 from voicewatch.store.tables import PLATFORM
 from voicewatch.store.tables import voice_note_artifacts as artifacts_t
-from voicewatch.store.tables import voice_pipeline_counters as counters_t
-from voicewatch.store.tables import voice_pipeline_events as events_t
 from voicewatch.store.tables import voice_pipeline_metrics_snapshots as snapshots_t
 
 
@@ -204,49 +202,6 @@ def test_the_server_killed_during_ingest_loses_and_duplicates_nothing(tmp_path: 
 
 
 # --- shared checks: stored once, counters equal a recount, snapshots rebuild the same ---------
-
-
-def stored_event_ids(engine: Engine) -> list[str]:
-    """Every stored event id (duplicates would show up twice: the list is not a set)."""
-    with engine.connect() as conn:
-        return [r[0] for r in conn.execute(select(events_t.c.event_id))]
-
-
-def counters_from_table(engine: Engine) -> dict[tuple[str, int, str, str], int]:
-    """The live counters' counts, keyed (scope, minute bucket, counter type, stage)."""
-    c = counters_t.c
-    with engine.connect() as conn:
-        query = select(c.scope, c.bucket_start, c.counter_type, c.pipeline_stage, c.count)
-        rows = conn.execute(query)
-        return {(r[0], r[1], r[2], r[3]): r[4] for r in rows if r[2] != E2E_LATENCY and r[4]}
-
-
-def counters_recounted(engine: Engine) -> dict[tuple[str, int, str, str], int]:
-    """The same counts, recounted from the stored events alone.
-
-    Platform-wide and per organization; one per event type and stage, plus
-    one ``ai_cost`` per cost-bearing event. (End-to-end latency counts depend
-    on the artifact state and are left out.)
-    """
-    e = events_t.c
-    counts: Counter[tuple[str, int, str, str]] = Counter()
-    with engine.connect() as conn:
-        query = select(e.timestamp, e.event_type, e.organization_id, e.pipeline_stage, e.ai_cost)
-        for ts, kind, org, stage, cost in conn.execute(query):
-            for scope in [PLATFORM, *([org] if org else [])]:
-                counts[(scope, minute_start(ts), kind, stage or "")] += 1
-                if cost is not None and kind not in NOT_COST_BEARING:
-                    counts[(scope, minute_start(ts), AI_COST, "")] += 1
-    return dict(counts)
-
-
-def assert_counters_equal_recount(engine: Engine) -> int:
-    """Exact equality, cell by cell; returns how many cells were compared."""
-    live, recount = counters_from_table(engine), counters_recounted(engine)
-    keys = live.keys() | recount.keys()
-    differ = {k: (live.get(k), recount.get(k)) for k in keys if live.get(k) != recount.get(k)}
-    assert differ == {}, f"{len(differ)} cells differ (live, recount): {list(differ.items())[:5]}"
-    return len(live)
 
 
 def hourly_snapshots(engine: Engine) -> list[dict[str, Any]]:
