@@ -380,9 +380,9 @@ def test_a_full_sqlite_disk_refuses_writes_clearly_and_loses_nothing(tmp_path: P
     every held-back event land once, with counters equal to a recount.
     """
     disk = tmp_path / "disk"
-    with tiny_filesystem(disk, "4m"):
+    with tiny_filesystem(disk, "8m"):
         filler = disk / "filler"
-        filler.write_bytes(b"\0" * (2 << 20))  # 2 MiB to free later
+        filler.write_bytes(b"\0" * (4 << 20))  # 4 MiB to free later
         db_path = disk / "vw.db"
         db_url = f"sqlite:///{db_path}"
         engine = open_store(db_url)
