@@ -12,7 +12,9 @@ from collections import Counter
 from sqlalchemy import Engine, select
 
 from voicewatch.clock import minute_start
-from voicewatch.events import AI_COST, E2E_LATENCY, NOT_COST_BEARING
+from voicewatch.events import AI_COST, E2E_LATENCY, NOT_COST_BEARING, STAGE_LATENCY
+from voicewatch.histogram import index_of
+from voicewatch.snapshots import COMPLETION_STAGE
 from voicewatch.store.tables import PLATFORM
 from voicewatch.store.tables import voice_pipeline_counters as counters_t
 from voicewatch.store.tables import voice_pipeline_events as events_t
@@ -37,18 +39,25 @@ def counters_recounted(engine: Engine) -> dict[tuple[str, int, str, str], int]:
     """The same counts, recounted from the stored events alone.
 
     Platform-wide and per organization; one per event type and stage, plus
-    one ``ai_cost`` per cost-bearing event. (End-to-end latency counts depend
-    on the artifact state and are left out.)
+    one ``ai_cost`` per cost-bearing event, plus (platform-wide) one stage
+    latency histogram cell per stage completion with a duration. (End-to-end
+    latency counts depend on the artifact state and are left out.)
     """
     e = events_t.c
     counts: Counter[tuple[str, int, str, str]] = Counter()
     with engine.connect() as conn:
-        query = select(e.timestamp, e.event_type, e.organization_id, e.pipeline_stage, e.ai_cost)
-        for ts, kind, org, stage, cost in conn.execute(query):
+        query = select(
+            e.timestamp, e.event_type, e.organization_id, e.pipeline_stage, e.ai_cost, e.duration_ms
+        )
+        for ts, kind, org, stage, cost, duration in conn.execute(query):
+            minute = minute_start(ts)
             for scope in [PLATFORM, *([org] if org else [])]:
-                counts[(scope, minute_start(ts), kind, stage or "")] += 1
+                counts[(scope, minute, kind, stage or "")] += 1
                 if cost is not None and kind not in NOT_COST_BEARING:
-                    counts[(scope, minute_start(ts), AI_COST, "")] += 1
+                    counts[(scope, minute, AI_COST, "")] += 1
+            if duration is not None and kind in COMPLETION_STAGE:
+                cell = f"{STAGE_LATENCY}{index_of(duration)}"
+                counts[(PLATFORM, minute, cell, COMPLETION_STAGE[kind])] += 1
     return dict(counts)
 
 

@@ -31,6 +31,7 @@ from voicewatch.clock import hour_window
 from voicewatch.events import (
     AI_COST,
     E2E_LATENCY,
+    STAGE_LATENCY,
     CursorError,
     EventFilter,
     artifact_timeline,
@@ -42,6 +43,7 @@ from voicewatch.events import (
     log_events,
     recent_events,
 )
+from voicewatch.histogram import index_of
 from voicewatch.store import make_engine
 from voicewatch.store.tables import voice_pipeline_artifact_states as states_t
 from voicewatch.store.tables import voice_pipeline_counters as counters_t
@@ -92,7 +94,15 @@ def expected_counters(events: Iterable[dict[str, Any]]) -> Counters:
                 add((scope, bucket, AI_COST, ""), cost)
             if e["event_type"] == "artifact_completed" and e["artifact_id"] in received:
                 add((scope, bucket, E2E_LATENCY, ""), e["timestamp"] - received[e["artifact_id"]])
+        completes = COMPLETES.get(e["event_type"])
+        if completes and e.get("duration_ms") is not None:
+            cell = f"{STAGE_LATENCY}{index_of(e['duration_ms'])}"
+            add(("", bucket, cell, completes), e["duration_ms"])
     return {k: (int(v[0]), float(v[1])) for k, v in cells.items()}
+
+
+#: Stage completion event type -> the processing stage it completes.
+COMPLETES = {t: s.stage.value for s in model.PROCESSING_STAGES for t in s.completed}
 
 
 def stored_counters(engine: Engine) -> Counters:
@@ -560,7 +570,13 @@ def _assert_boundary_buckets(engine: Engine, times: int = 1) -> None:
         after = (scope, FIRST_MS_OF_11H, "transcription_completed", stage)
         assert counters[before] == (times, 5 * times)
         assert counters[after] == (times, 7 * times)
-    assert len(counters) == 4
+    # and each minute's platform-wide latency histogram holds its one completion
+    latency = {k: v for k, v in counters.items() if k[2].startswith(STAGE_LATENCY)}
+    assert sorted((k[1], v) for k, v in latency.items()) == [
+        (FIRST_MS_OF_11H - 60_000, (times, 5 * times)),
+        (FIRST_MS_OF_11H, (times, 7 * times)),
+    ]
+    assert len(counters) == 6
 
 
 def test_hour_boundary_buckets_in_processes_with_non_utc_tzs(db_url: str, engine: Engine) -> None:

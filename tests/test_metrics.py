@@ -895,13 +895,14 @@ def test_stage_breakdown_same_from_events_and_from_snapshots(story: Engine) -> N
     _check_stages(metrics.stage_breakdown(story, D1))  # nothing aggregated: all from events
     metrics.aggregate_range(story, D0, D1, "hourly", now_ms=NOW)
     _check_stages(metrics.stage_breakdown(story, D1))  # whole hours from snapshots
-    # a window with partial hours at both ends, from snapshots and events together
-    # [09:00:05, 11:00:05): 09:00:05-10:00 and 11:00-11:00:05 from events, 10:00 from its snapshot
+    # a window with partial hours at both ends, from snapshots and counters together
+    # [09:00:05, 11:00:05): 09:00-10:00 and the 11:00 minute from the minute counters
+    # (the live part is read to the minute), 10:00 from its snapshot
     partial = metrics.stage_breakdown(story, at(D0, 11, 0, 5), window_hours=2)
     by_stage = {s["stage"]: s for s in partial["stages"]}
     assert by_stage["transcription"]["started"] == 5  # A1 A2 B1 C1 A3
     assert by_stage["claims_extraction"]["started"] == 3 + 1  # + A3 at 11:00:00
-    assert by_stage["claims_extraction"]["completed"] == 3  # A3's ends at 11:00:06
+    assert by_stage["claims_extraction"]["completed"] == 3 + 1  # A3's, at 11:00:06, same minute
 
 
 def test_stage_health_from_queue_depth_and_failures(engine: Engine) -> None:
@@ -949,6 +950,20 @@ def statements(engine: Engine) -> Iterator[list[str]]:
     event.listen(engine, "before_cursor_execute", record)
     yield seen
     event.remove(engine, "before_cursor_execute", record)
+
+
+def test_stage_breakdown_never_reads_the_event_log(story: Engine, statements: list[str]) -> None:
+    """However busy the current hour, the breakdown reads snapshots and counters only.
+
+    Nothing is aggregated here, so every figure comes from the minute counters;
+    the p95 from their stage latency histograms.
+    """
+    breakdown = metrics.stage_breakdown(story, D1)
+    assert statements, "the breakdown ran no query at all"
+    assert not [s for s in statements if events_t.name in s]
+    by_stage = {s["stage"]: s for s in breakdown["stages"]}
+    assert by_stage["transcription"]["p95_latency_ms"] > 0
+    assert by_stage["transcription"]["completed"] > 0
 
 
 def test_org_breakdown_by_hand_with_one_names_query(

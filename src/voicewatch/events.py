@@ -34,6 +34,7 @@ from sqlalchemy.exc import OperationalError
 
 from voicewatch import model
 from voicewatch.clock import minute_start, now_ms
+from voicewatch.histogram import index_of
 from voicewatch.store import read_connection, write_transaction
 from voicewatch.store.tables import (
     PLATFORM,
@@ -53,6 +54,14 @@ from voicewatch.validation import Invalid, validate_batch
 #: event type itself, total = sum of duration_ms).
 E2E_LATENCY = "e2e_latency"  # count = artifacts completed, total = sum of ms
 AI_COST = "ai_cost"  # count = cost-bearing events, total = sum of USD
+#: Per-minute latency histograms of the processing stages, platform-wide only:
+#: counter_type ``f"{STAGE_LATENCY}{histogram bucket index}"``, the stage in
+#: pipeline_stage; count = completions in that bucket, total = their summed
+#: duration_ms. They let the stage breakdown give a p95 without reading events.
+STAGE_LATENCY = "stage_latency:"
+_COMPLETION_STAGE: dict[str, str] = {
+    t: s.stage.value for s in model.PROCESSING_STAGES for t in s.completed
+}
 #: Events whose metadata.ai_cost reports a running total, not a cost incurred.
 NOT_COST_BEARING = frozenset({"budget_threshold_reached", "budget_exceeded"})
 
@@ -221,6 +230,9 @@ def _increment_counters(
                 add(scope, bucket, AI_COST, "", row["ai_cost"])
             if row["event_id"] in e2e_ms:
                 add(scope, bucket, E2E_LATENCY, "", e2e_ms[row["event_id"]])
+        duration = row["duration_ms"]
+        if duration is not None and (done := _COMPLETION_STAGE.get(row["event_type"])):
+            add(PLATFORM, bucket, f"{STAGE_LATENCY}{index_of(duration)}", done, duration)
     values = [(*key, int(cell[0]), float(cell[1])) for key, cell in sorted(deltas.items())]
     conn.exec_driver_sql(_upsert_sql(conn, _COUNTERS_UPSERT), values)
 

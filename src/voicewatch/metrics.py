@@ -38,9 +38,15 @@ from voicewatch.clock import (
     minute_start,
     now_ms,
 )
-from voicewatch.events import AI_COST, E2E_LATENCY, NOT_COST_BEARING, count_in_flight
+from voicewatch.events import (
+    AI_COST,
+    E2E_LATENCY,
+    NOT_COST_BEARING,
+    STAGE_LATENCY,
+    count_in_flight,
+)
 from voicewatch.histogram import LatencyHistogram, index_of
-from voicewatch.model import PROCESSING_STAGES, STAGE_EVENTS, Stage
+from voicewatch.model import EVENT_TYPE_NAMES, PROCESSING_STAGES, STAGE_EVENTS, Stage
 from voicewatch.snapshots import (
     CATCH_UP_LOOKBACK_DAYS,
     COMPLETION_STAGE,
@@ -153,7 +159,7 @@ def realtime(
         "failure_rate": safe_divide(failed, received),
         "avg_end_to_end_latency_ms": safe_divide(e2e_total, e2e_count),
         "total_ai_cost": round(by_type[AI_COST][1], 6),
-        "events": int(sum(c for t, (c, _) in by_type.items() if t not in (AI_COST, E2E_LATENCY))),
+        "events": int(sum(c for t, (c, _) in by_type.items() if t in EVENT_TYPE_NAMES)),
         "circuit_breaker_state": circuit_breaker_state(engine),
     }
 
@@ -531,14 +537,13 @@ def _health(
 
 
 def window_totals(engine: Engine, since: int, until: int) -> Totals:
-    """Platform-wide raw figures of [since, until): hourly snapshots where fresh, else events.
+    """Platform-wide stage figures of [since, until): hourly snapshots where fresh, else counters.
 
     Whole hours with a fresh platform snapshot (built after the hour ended) are
     read from it; the partial hours at both ends and any hour not aggregated
-    yet are computed from the event log with the same definitions (one
-    grouped pass per contiguous stretch). So the result is the same whether
-    or not the hourly job has run, and costs ~24 snapshot rows plus the
-    events of the last hour or so.
+    yet come from the minute-bucket counters (``counter_window_totals``), so
+    this never reads the event log however busy the current hour is: ~24
+    snapshot rows plus the counter cells of the last hour or so.
     """
     with read_connection(engine) as conn:
         rows, live = plan_window(conn, since, until)
@@ -546,7 +551,48 @@ def window_totals(engine: Engine, since: int, until: int) -> Totals:
     for row in rows:
         total.merge(totals_from_snapshot(row))
     for start, end in live:
-        total.merge(period_totals(engine, start, end, platform_only=True)[PLATFORM])
+        total.merge(counter_window_totals(engine, start, end))
+    return total
+
+
+def counter_window_totals(engine: Engine, since: int, until: int) -> Totals:
+    """The figures the counters carry for [since, until), platform-wide, to the minute.
+
+    Artifact and stage counts come from the per-event-type cells (with the
+    same definitions as the snapshots, ``fold_group``); stage latency sums,
+    counts and histograms from the ``STAGE_LATENCY`` cells; AI cost from its
+    cell. Confidences and end-to-end percentiles are not in the counters and
+    stay zero (the stage breakdown does not use them).
+    """
+    cells = counter_totals(
+        engine, scope=PLATFORM, since=minute_start(since), until=minute_start(until - 1) + MINUTE_MS
+    )
+    total = Totals()
+    for (counter_type, stage), (count, amount) in cells.items():
+        if counter_type.startswith(STAGE_LATENCY):
+            index = int(counter_type[len(STAGE_LATENCY) :])
+            total.histograms[stage].add_bucket(index, int(count))
+            total.latency_sum[stage] += amount
+            total.latency_n[stage] += int(count)
+        elif counter_type == AI_COST:
+            total.ai_cost += amount
+        elif counter_type in EVENT_TYPE_NAMES:
+            group = EventGroup(
+                organization_id=None,
+                event_type=counter_type,
+                pipeline_stage=stage or None,
+                events=int(count),
+                duration_sum=0.0,
+                duration_n=0,
+                confidence_sum=0.0,
+                confidence_n=0,
+                claims=0,
+                entities=0,
+                disambiguations=0,
+                drafts=0,
+                ai_cost=0.0,
+            )
+            fold_group(total, group)
     return total
 
 
