@@ -60,7 +60,7 @@ def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
     eng.dispose()
 
 
-def test_a_new_sqlite_store_uses_large_pages_and_checkpoints_by_bytes(tmp_path: Path) -> None:
+def test_sqlite_page_size_is_set_and_checkpoints_are_by_bytes(tmp_path: Path) -> None:
     import sqlite3
 
     from voicewatch.store import make_engine
@@ -73,14 +73,15 @@ def test_a_new_sqlite_store_uses_large_pages_and_checkpoints_by_bytes(tmp_path: 
         checkpoint = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
         assert checkpoint == WAL_CHECKPOINT_BYTES // SQLITE_PAGE_SIZE
     eng.dispose()
-    # A store made before (4 KB pages) keeps its pages, and its checkpoint
-    # interval still comes to the same number of bytes.
+    # A store made with other pages keeps them, and its checkpoint interval
+    # still comes to the same number of bytes.
     old = tmp_path / "old.db"
     with sqlite3.connect(old) as raw:
+        raw.execute("PRAGMA page_size=16384")
         raw.execute("CREATE TABLE t (x)")
     eng = make_engine(f"sqlite:///{old}")
     with eng.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == 4096
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == 16384
         checkpoint = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
-        assert checkpoint == WAL_CHECKPOINT_BYTES // 4096
+        assert checkpoint == WAL_CHECKPOINT_BYTES // 16384
     eng.dispose()
