@@ -73,8 +73,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from factories import BASE_MS, make_traffic
 from voicewatch.clock import now_ms
-from voicewatch.events import AI_COST, NOT_COST_BEARING
+from voicewatch.events import AI_COST, NOT_COST_BEARING, STAGE_LATENCY
+from voicewatch.histogram import index_of
 from voicewatch.simulate_notes import DEMO_CLUBS, make_note
+from voicewatch.snapshots import COMPLETION_STAGE
 from voicewatch.store import make_engine, migrate
 from voicewatch.store.tables import PLATFORM, voice_note_artifacts
 from voicewatch.store.tables import voice_pipeline_counters as counters_t
@@ -579,6 +581,14 @@ def recount(engine: Engine) -> tuple[int, list[str]]:
             expected[(PLATFORM, b, AI_COST, "")] += n
             if org:
                 expected[(org, b, AI_COST, "")] += n
+        # the platform-wide stage latency histograms: one cell per completion bucket
+        for b, kind, duration, n in conn.execute(
+            select(bucket, e.event_type, e.duration_ms, func.count())
+            .where(e.event_type.in_(sorted(COMPLETION_STAGE)), e.duration_ms.is_not(None))
+            .group_by(bucket, e.event_type, e.duration_ms)
+        ):
+            cell = f"{STAGE_LATENCY}{index_of(duration)}"
+            expected[(PLATFORM, b, cell, COMPLETION_STAGE[kind])] += n
         c = counters_t.c
         actual = {
             (scope, b, kind, st): n
