@@ -8,16 +8,19 @@ events alone, cell by cell.
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from sqlalchemy import Engine, select
 
-from voicewatch.clock import minute_start
+from voicewatch.clock import hour_start, minute_start, now_ms
 from voicewatch.events import AI_COST, E2E_LATENCY, NOT_COST_BEARING, STAGE_LATENCY
 from voicewatch.histogram import index_of
+from voicewatch.metrics import aggregate_hour
 from voicewatch.snapshots import COMPLETION_STAGE
 from voicewatch.store.tables import PLATFORM
 from voicewatch.store.tables import voice_pipeline_counters as counters_t
 from voicewatch.store.tables import voice_pipeline_events as events_t
+from voicewatch.store.tables import voice_pipeline_metrics_snapshots as snapshots_t
 
 
 def stored_event_ids(engine: Engine) -> list[str]:
@@ -68,3 +71,38 @@ def assert_counters_equal_recount(engine: Engine) -> int:
     differ = {k: (live.get(k), recount.get(k)) for k in keys if live.get(k) != recount.get(k)}
     assert differ == {}, f"{len(differ)} cells differ (live, recount): {list(differ.items())[:5]}"
     return len(live)
+
+
+def hourly_snapshots(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(snapshots_t)
+            .where(snapshots_t.c.period_type == "hourly")
+            .order_by(snapshots_t.c.period_start, snapshots_t.c.scope)
+        )
+        return [{k: v for k, v in r._mapping.items() if k != "id"} for r in rows]
+
+
+def build_hourly_twice(engine: Engine, hours: set[int]) -> list[dict[str, Any]]:
+    """Aggregate ``hours``, then rebuild them; the two results must be identical."""
+    stamp = now_ms()
+    for hour in sorted(hours):
+        aggregate_hour(engine, hour, now_ms=stamp)
+    first = hourly_snapshots(engine)
+    for hour in sorted(hours):
+        aggregate_hour(engine, hour, now_ms=stamp)
+    again = hourly_snapshots(engine)
+    assert first == again
+    assert first, "no snapshots were built"
+    return first
+
+
+def assert_every_check_after_a_fault(engine: Engine) -> None:
+    """What must hold after any fault: each event stored once, counters equal a
+    recount, and the hourly snapshots of every hour with events rebuild identically."""
+    ids = stored_event_ids(engine)
+    assert ids and len(ids) == len(set(ids))
+    assert_counters_equal_recount(engine)
+    with engine.connect() as conn:
+        stamps = [r[0] for r in conn.execute(select(events_t.c.timestamp).distinct())]
+    build_hourly_twice(engine, {hour_start(ts) for ts in stamps})

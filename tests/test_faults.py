@@ -29,13 +29,17 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError
 
 from private_services import IN_CI, PrivatePostgres, PrivateRedis
-from recount import assert_counters_equal_recount, stored_event_ids
+from recount import (
+    assert_counters_equal_recount,
+    assert_every_check_after_a_fault,
+    build_hourly_twice,
+    stored_event_ids,
+)
 from voicewatch import events, tasks
 from voicewatch.auth import create_token
 from voicewatch.clock import hour_start, now_ms
 from voicewatch.config import Settings
 from voicewatch.emitter import Monitor
-from voicewatch.metrics import aggregate_hour
 from voicewatch.pipeline import repository as repo
 from voicewatch.pipeline import runtime
 from voicewatch.pipeline.intake import submit_note
@@ -46,7 +50,6 @@ from voicewatch.simulate_notes import DEMO_CLUBS, make_note
 from voicewatch.store import open_store
 from voicewatch.store.tables import PLATFORM
 from voicewatch.store.tables import voice_note_artifacts as artifacts_t
-from voicewatch.store.tables import voice_pipeline_metrics_snapshots as snapshots_t
 
 
 def _worker(settings: Settings, log: Path, **env: str) -> subprocess.Popen[bytes]:
@@ -128,6 +131,8 @@ def test_a_worker_killed_mid_stage_is_detected_and_the_retry_completes(tmp_path:
     assert kinds.count("artifact_received") == 1
     assert kinds.count("transcription_failed") == 1 and kinds.count("artifact_failed") == 1
     assert kinds.count("artifact_completed") == 1
+    assert ctx.monitor.flush(timeout=30)
+    assert_every_check_after_a_fault(ctx.engine)
     ctx.monitor.close()
 
 
@@ -198,34 +203,11 @@ def test_the_server_killed_during_ingest_loses_and_duplicates_nothing(tmp_path: 
         ).scalar_one()
     assert stored == sent == 3000
     assert counted == 3000  # counters equal a recount: nothing double-counted on the retry
+    assert_every_check_after_a_fault(engine)
     engine.dispose()
 
 
 # --- shared checks: stored once, counters equal a recount, snapshots rebuild the same ---------
-
-
-def hourly_snapshots(engine: Engine) -> list[dict[str, Any]]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(snapshots_t)
-            .where(snapshots_t.c.period_type == "hourly")
-            .order_by(snapshots_t.c.period_start, snapshots_t.c.scope)
-        )
-        return [{k: v for k, v in r._mapping.items() if k != "id"} for r in rows]
-
-
-def build_hourly_twice(engine: Engine, hours: set[int]) -> list[dict[str, Any]]:
-    """Aggregate ``hours``, then rebuild them; the two results must be identical."""
-    stamp = now_ms()
-    for hour in sorted(hours):
-        aggregate_hour(engine, hour, now_ms=stamp)
-    first = hourly_snapshots(engine)
-    for hour in sorted(hours):
-        aggregate_hour(engine, hour, now_ms=stamp)
-    again = hourly_snapshots(engine)
-    assert first == again
-    assert first, "no snapshots were built"
-    return first
 
 
 def _free_port() -> int:
@@ -460,7 +442,7 @@ def test_a_full_sqlite_disk_refuses_writes_clearly_and_loses_nothing(tmp_path: P
         assert len(ids) == len(set(ids)) == filled + 300 + 300 + 5
         assert set(held_http) | set(held_db) <= set(ids)
         assert not any(i.startswith("http_probe") for i in ids)  # refused means not stored
-        assert_counters_equal_recount(engine)
+        assert_every_check_after_a_fault(engine)
         engine.dispose()
         assert _integrity(db_path) == "ok"
 
@@ -593,7 +575,5 @@ def test_redis_restarted_under_the_workers_loses_no_artifact(
         assert kinds["artifact_failed"] == kinds["retry_initiated"] == 0, (artifact_id, kinds)
         for stage in ("transcription_completed", "claims_extracted"):
             assert kinds[stage] >= 1, (artifact_id, kinds)
-    ids = stored_event_ids(ctx.engine)
-    assert len(ids) == len(set(ids))
-    assert_counters_equal_recount(ctx.engine)
+    assert_every_check_after_a_fault(ctx.engine)
     ctx.monitor.close()
