@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,27 @@ def _serve(db_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     )
 
 
+@dataclass
+class Served:
+    """A store with an ingest token and a ``voicewatch serve`` process on a free port."""
+
+    engine: Engine
+    token: str
+    port: int
+    url: str
+    log: Path
+    process: subprocess.Popen[bytes]
+
+
+def _served_store(db_url: str, tmp_path: Path) -> Served:
+    engine = open_store(db_url)
+    token = create_token(engine, scope="ingest", name="sdk")
+    port = _free_port()
+    log = tmp_path / "server.log"
+    process = _serve(db_url, port, log)
+    return Served(engine, token, port, f"http://127.0.0.1:{port}", log, process)
+
+
 def test_the_server_killed_during_ingest_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     """SIGKILL the server while an SDK streams batches to it; restart it; every event lands once."""
     import socket
@@ -244,12 +266,14 @@ def test_postgresql_restarted_while_the_sdk_streams_to_the_server(
     duplicate, so each event is stored once and counted once.
     """
     db_url = private_postgres.create_database("fault_pg_restart")
-    engine = open_store(db_url)
-    token = create_token(engine, scope="ingest", name="sdk")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "server.log"
-    server = _serve(db_url, port, log)
+    served = _served_store(db_url, tmp_path)
+    engine, token, url, log, server = (
+        served.engine,
+        served.token,
+        served.url,
+        served.log,
+        served.process,
+    )
     total, third = 3000, 1000
     hour = hour_start(now_ms()) - 2 * 3_600_000  # a finished hour, so snapshots are final
     monitor = Monitor(endpoint=url, token=token, batch_size=100, spill_dir=tmp_path / "spill")
@@ -367,12 +391,14 @@ def test_a_full_sqlite_disk_refuses_writes_clearly_and_loses_nothing(tmp_path: P
         filler.write_bytes(b"\0" * (4 << 20))  # 4 MiB to free later
         db_path = disk / "vw.db"
         db_url = f"sqlite:///{db_path}"
-        engine = open_store(db_url)
-        token = create_token(engine, scope="ingest", name="sdk")
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        log = tmp_path / "server.log"
-        server = _serve(db_url, port, log)
+        served = _served_store(db_url, tmp_path)
+        engine, token, url, log, server = (
+            served.engine,
+            served.token,
+            served.url,
+            served.log,
+            served.process,
+        )
         over_http = Monitor(endpoint=url, token=token, spill_dir=tmp_path / "spill_http")
         direct = Monitor(database_url=db_url, spill_dir=tmp_path / "spill_db")
         try:
