@@ -24,7 +24,6 @@ from voicewatch.web.responses import (
     IngestResult,
     error_responses,
 )
-from voicewatch.web.write_gate import write_gate
 
 router = APIRouter(prefix="/api/v1", tags=["events"], responses=COMMON_ERRORS)
 
@@ -88,13 +87,7 @@ async def post_events(
         raise ApiError(422, "the batch is empty")
     if len(items) > model.MAX_BATCH_EVENTS:
         raise ApiError(413, f"a batch holds at most {model.MAX_BATCH_EVENTS} events")
-    engine, gate = get_engine(request), write_gate(request)
-
-    def store() -> events.LogResult:
-        with gate.held():
-            return events.log_events(engine, items)
-
-    result = await run_in_threadpool(store)
+    result = await run_in_threadpool(request.app.state.group_commit.store, items)
     landed = result.accepted + result.duplicates
     return JSONResponse(result.as_dict(), status_code=200 if landed else 422)
 

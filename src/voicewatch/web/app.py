@@ -26,6 +26,7 @@ from voicewatch.web import (
     pages_live,
 )
 from voicewatch.web.errors import install_error_handlers
+from voicewatch.web.group_commit import GroupCommit
 from voicewatch.web.login_limit import LoginLimiter
 from voicewatch.web.nul_guard import NulGuard
 from voicewatch.web.responses import contract_error_schemas
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.engine = engine
     app.state.login_limiter = LoginLimiter()
     app.state.write_gate = WriteGate(engine, settings.sqlite_busy_timeout_ms / 1000)
+    app.state.group_commit = GroupCommit(engine, app.state.write_gate)
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key or secrets.token_urlsafe(32),

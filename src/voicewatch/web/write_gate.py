@@ -34,6 +34,11 @@ class WriteGate:
         self._lock = threading.Lock() if engine.dialect.name == "sqlite" else None
         self.timeout_s = timeout_s
 
+    @property
+    def serializes(self) -> bool:
+        """True when writers really take turns here (SQLite)."""
+        return self._lock is not None
+
     @contextmanager
     def held(self) -> Iterator[None]:
         if self._lock is None:
