@@ -7,12 +7,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine
 
 from factories import make_event, make_traffic
 from recount import assert_counters_equal_recount, stored_event_ids
 from voicewatch.events import log_events
 from voicewatch.store import make_engine, migrate
+from voicewatch.web.errors import ApiError
 from voicewatch.web.group_commit import GroupCommit, split_result
 from voicewatch.web.write_gate import WriteGate
 
@@ -119,3 +121,20 @@ def test_a_failed_group_fails_every_request_in_it_and_stores_nothing(tmp_path: P
         thread.join(timeout=30)
     assert len(errors) == 3
     assert group._pending == []
+
+
+def test_a_request_that_waits_past_the_busy_timeout_is_withdrawn(tmp_path: Path) -> None:
+    """Told 503, the request must not be written later by another request's group."""
+    engine = _sqlite(tmp_path)
+    gate = WriteGate(engine, timeout_s=0.2)
+    group = GroupCommit(engine, gate)
+    assert gate._lock is not None
+    gate._lock.acquire()  # another writer holds on for longer than the timeout
+    with pytest.raises(ApiError) as info:
+        group.store([make_event("artifact_received", 1_767_225_600_000)])
+    assert info.value.status_code == 503
+    assert group._pending == []
+    gate._lock.release()
+    later = group.store([make_event("artifact_received", 1_767_225_600_001)])
+    assert later.accepted == 1
+    assert len(stored_event_ids(engine)) == 1  # only the later one

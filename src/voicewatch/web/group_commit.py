@@ -23,13 +23,14 @@ from sqlalchemy import Engine
 
 from voicewatch import events
 from voicewatch.validation import Invalid
+from voicewatch.web.errors import ApiError
 from voicewatch.web.write_gate import WriteGate
 
 #: Most events written in one grouped transaction.
 MAX_GROUP_EVENTS = 5000
 
 
-@dataclass
+@dataclass(eq=False)  # jobs are told apart by identity, not by their items
 class _Job:
     items: Sequence[Any]
     done: threading.Event = field(default_factory=threading.Event)
@@ -53,12 +54,24 @@ class GroupCommit:
         job = _Job(items)
         with self._lock:
             self._pending.append(job)
-        with self._gate.held():
-            # Groups are written while the gate is held, so here our job is
-            # either finished by an earlier leader or still pending: write
-            # groups, oldest first, until it is finished.
-            while not job.done.is_set():
-                self._write(self._take())
+        try:
+            with self._gate.held():
+                # Groups are written while the gate is held, so here our job is
+                # either finished by an earlier leader or still pending: write
+                # groups, oldest first, until it is finished.
+                while not job.done.is_set():
+                    self._write(self._take())
+        except ApiError:
+            # The gate stayed taken past the busy timeout (503). Withdraw the
+            # job so that what the client is told (not stored) stays true; if
+            # a leader has just taken it, its answer is moments away.
+            with self._lock:
+                if job in self._pending:
+                    self._pending.remove(job)
+                    raise
+            job.done.wait(self._gate.timeout_s)
+            if not job.done.is_set():
+                raise
         if job.error is not None:
             raise job.error
         assert job.result is not None
