@@ -1060,3 +1060,27 @@ def test_any_sequence_of_batches_with_repeats_counts_each_event_once(
     assert len(ids) == len(set(ids)) and set(ids) == seen
     assert_counters_equal_recount(engine)
     engine.dispose()
+
+
+def test_hostile_text_round_trips_exactly_on_both_stores(engine: Engine) -> None:
+    """Tabs, newlines, backslashes, quotes and odd Unicode come back byte for byte
+    (PostgreSQL batches go through COPY, whose text format escapes them)."""
+    from hostile_strings import HOSTILE
+
+    sent = [
+        make_event(
+            "transcription_failed",
+            BASE_MS + i,
+            error_message=text,
+            error_code=text[:128],
+            metadata={"ai_model": text[:128]},
+        )
+        for i, text in enumerate(HOSTILE)
+    ]
+    assert log_events(engine, sent).accepted == len(sent)
+    stored = {e["event_id"]: e for e in iter_events(engine, EventFilter())}
+    for event, text in zip(sent, HOSTILE, strict=True):
+        back = stored[event["event_id"]]
+        assert back["error_message"] == text
+        assert back["error_code"] == text[:128]
+        assert back["metadata"]["ai_model"] == text[:128]
