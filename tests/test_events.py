@@ -1071,16 +1071,16 @@ def test_hostile_text_round_trips_exactly_on_both_stores(engine: Engine) -> None
         make_event(
             "transcription_failed",
             BASE_MS + i,
-            error_message=text,
-            error_code=text[:128],
-            metadata={"ai_model": text[:128]},
+            error_message=hostile,
+            error_code=hostile[:128],
+            metadata={"ai_model": hostile[:128]},
         )
-        for i, text in enumerate(HOSTILE)
+        for i, hostile in enumerate(HOSTILE)
     ]
     assert log_events(engine, sent).accepted == len(sent)
     stored = {e["event_id"]: e for e in iter_events(engine, EventFilter())}
-    for event, text in zip(sent, HOSTILE, strict=True):
+    for event, hostile in zip(sent, HOSTILE, strict=True):
         back = stored[event["event_id"]]
-        assert back["error_message"] == text
-        assert back["error_code"] == text[:128]
-        assert back["metadata"]["ai_model"] == text[:128]
+        assert back["error_message"] == hostile
+        assert back["error_code"] == hostile[:128]
+        assert back["metadata"]["ai_model"] == hostile[:128]
