@@ -20,9 +20,8 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
@@ -145,13 +144,11 @@ def _serve(db_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     )
 
 
-@dataclass
-class Served:
+class Served(NamedTuple):
     """A store with an ingest token and a ``voicewatch serve`` process on a free port."""
 
     engine: Engine
     token: str
-    port: int
     url: str
     log: Path
     process: subprocess.Popen[bytes]
@@ -163,7 +160,7 @@ def _served_store(db_url: str, tmp_path: Path) -> Served:
     port = _free_port()
     log = tmp_path / "server.log"
     process = _serve(db_url, port, log)
-    return Served(engine, token, port, f"http://127.0.0.1:{port}", log, process)
+    return Served(engine, token, f"http://127.0.0.1:{port}", log, process)
 
 
 def test_the_server_killed_during_ingest_loses_and_duplicates_nothing(tmp_path: Path) -> None:
@@ -266,14 +263,7 @@ def test_postgresql_restarted_while_the_sdk_streams_to_the_server(
     duplicate, so each event is stored once and counted once.
     """
     db_url = private_postgres.create_database("fault_pg_restart")
-    served = _served_store(db_url, tmp_path)
-    engine, token, url, log, server = (
-        served.engine,
-        served.token,
-        served.url,
-        served.log,
-        served.process,
-    )
+    engine, token, url, log, server = _served_store(db_url, tmp_path)
     total, third = 3000, 1000
     hour = hour_start(now_ms()) - 2 * 3_600_000  # a finished hour, so snapshots are final
     monitor = Monitor(endpoint=url, token=token, batch_size=100, spill_dir=tmp_path / "spill")
@@ -391,14 +381,7 @@ def test_a_full_sqlite_disk_refuses_writes_clearly_and_loses_nothing(tmp_path: P
         filler.write_bytes(b"\0" * (4 << 20))  # 4 MiB to free later
         db_path = disk / "vw.db"
         db_url = f"sqlite:///{db_path}"
-        served = _served_store(db_url, tmp_path)
-        engine, token, url, log, server = (
-            served.engine,
-            served.token,
-            served.url,
-            served.log,
-            served.process,
-        )
+        engine, token, url, log, server = _served_store(db_url, tmp_path)
         over_http = Monitor(endpoint=url, token=token, spill_dir=tmp_path / "spill_http")
         direct = Monitor(database_url=db_url, spill_dir=tmp_path / "spill_db")
         try:

@@ -29,7 +29,6 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 
 from voicewatch import model
@@ -87,10 +86,6 @@ class LogResult:
             "duplicates": self.duplicates,
             "rejected": [{"index": r.index, "error": r.error} for r in self.rejected],
         }
-
-
-def _insert(conn: Connection) -> Any:
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
 
 
 def log_events(
@@ -254,23 +249,24 @@ def _increment_counters(
         if duration is not None and (done := _COMPLETION_STAGE.get(row["event_type"])):
             add(PLATFORM, bucket, f"{STAGE_LATENCY}{index_of(duration)}", done, duration)
     values = [(*key, int(cell[0]), float(cell[1])) for key, cell in sorted(deltas.items())]
-    conn.exec_driver_sql(_upsert_sql(conn, _COUNTERS_UPSERT), values)
+    conn.exec_driver_sql(_COUNTERS_UPSERT[conn.dialect.name], values)
 
 
-def _upsert_sql(conn: Connection, sql: str) -> str:
-    """The hand-written upserts below in the driver's placeholder style.
+def _per_dialect(sql: str) -> dict[str, str]:
+    """A hand-written upsert in each driver's placeholder style.
 
     They are plain text executed with the driver's ``executemany``: both
     databases speak the same ``ON CONFLICT ... DO UPDATE`` (only the larger-of
-    function differs), and skipping SQLAlchemy's per-row parameter handling
-    is a measurable share of each batch.
+    function, written ``{larger}``, differs), and skipping SQLAlchemy's
+    per-row parameter handling is a measurable share of each batch.
     """
-    if conn.dialect.name == "postgresql":
-        return sql.replace("?", "%s").replace("max(", "greatest(")
-    return sql
+    return {
+        "sqlite": sql.format(larger="max"),
+        "postgresql": sql.replace("?", "%s").format(larger="greatest"),
+    }
 
 
-_COUNTERS_UPSERT = (
+_COUNTERS_UPSERT = _per_dialect(
     f"INSERT INTO {counters_t.name} "
     "(scope, bucket_start, counter_type, pipeline_stage, count, total) "
     "VALUES (?, ?, ?, ?, ?, ?) "
@@ -326,7 +322,7 @@ def _advance_artifact_states(conn: Connection, rows: list[dict[str, Any]]) -> di
             _fold(state, row, e2e)
         updates.append(state)
     conn.exec_driver_sql(
-        _upsert_sql(conn, _STATES_UPSERT), [_state_cells(state) for state in updates]
+        _STATES_UPSERT[conn.dialect.name], [_state_cells(state) for state in updates]
     )
     return e2e
 
@@ -355,7 +351,7 @@ def _newer(column: str) -> str:
 
 #: Identity fields fill in once; ``received_at`` keeps the first receipt; the
 #: rest follow the newest event (an older one arriving late never wins).
-_STATES_UPSERT = (
+_STATES_UPSERT = _per_dialect(
     f"INSERT INTO {states_t.name} ({', '.join(_STATE_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in _STATE_COLUMNS)}) "
     "ON CONFLICT (artifact_id) DO UPDATE SET "
@@ -363,7 +359,7 @@ _STATES_UPSERT = (
     f"coach_user_id = coalesce(excluded.coach_user_id, {states_t.name}.coach_user_id), "
     f"received_at = coalesce({states_t.name}.received_at, excluded.received_at), "
     + ", ".join(_newer(c) for c in ("state", "current_stage", "last_event_type", "error_message"))
-    + f", updated_at = max(excluded.updated_at, {states_t.name}.updated_at)"
+    + f", updated_at = {{larger}}(excluded.updated_at, {states_t.name}.updated_at)"
 )
 
 
