@@ -577,22 +577,7 @@ def counter_window_totals(engine: Engine, since: int, until: int) -> Totals:
         elif counter_type == AI_COST:
             total.ai_cost += amount
         elif counter_type in EVENT_TYPE_NAMES:
-            group = EventGroup(
-                organization_id=None,
-                event_type=counter_type,
-                pipeline_stage=stage or None,
-                events=int(count),
-                duration_sum=0.0,
-                duration_n=0,
-                confidence_sum=0.0,
-                confidence_n=0,
-                claims=0,
-                entities=0,
-                disambiguations=0,
-                drafts=0,
-                ai_cost=0.0,
-            )
-            fold_group(total, group)
+            fold_group(total, EventGroup(None, counter_type, stage or None, int(count)))
     return total
 
 

@@ -188,15 +188,16 @@ class EventGroup:
     event_type: str
     pipeline_stage: str | None
     events: int
-    duration_sum: float
-    duration_n: int
-    confidence_sum: float
-    confidence_n: int
-    claims: int
-    entities: int
-    disambiguations: int
-    drafts: int
-    ai_cost: float
+    # the rest default to nothing, for groups known only by their count (counters)
+    duration_sum: float = 0.0
+    duration_n: int = 0
+    confidence_sum: float = 0.0
+    confidence_n: int = 0
+    claims: int = 0
+    entities: int = 0
+    disambiguations: int = 0
+    drafts: int = 0
+    ai_cost: float = 0.0
     cost_events: int = 0
     bucket: int | None = None
 
