@@ -1,6 +1,6 @@
 """The 15 claim topics and the words a coach uses for each.
 
-This module is vocabulary only: the rules extractor (``claims_rules``) compiles these
+This module is vocabulary only: the rules extractor (``claims``) compiles these
 lexicons into stemmed token patterns, and the annotation guidelines of the scoring corpus
 refer to the definitions here, so the two agree on what each topic means.
 
