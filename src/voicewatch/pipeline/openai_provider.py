@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,8 +94,9 @@ def make_client(
 ) -> Any:
     """An ``openai.OpenAI`` client for any OpenAI-compatible endpoint.
 
-    The key falls back to ``OPENAI_API_KEY``; a custom ``base_url`` without a key
-    gets a placeholder, since self-hosted servers often need none. Against the real
+    The key comes from the settings (``Settings.openai_api_key``: the environment is
+    read in ``voicewatch.config`` only); a custom ``base_url`` without a key gets a
+    placeholder, since self-hosted servers often need none. Against the real
     API a missing key is a ``ProviderError`` now rather than a 401 later.
     """
     try:
@@ -107,7 +107,7 @@ def make_client(
             "provider_unavailable",
             False,
         ) from exc
-    key = api_key or os.environ.get("OPENAI_API_KEY", "")
+    key = api_key
     if not key:
         if not base_url:
             raise ProviderError(
