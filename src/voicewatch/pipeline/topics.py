@@ -377,7 +377,6 @@ TOPICS: tuple[Topic, ...] = (
     MATCH_RESULT,
     GENERAL,
 )
-TOPICS_BY_NAME: Mapping[str, Topic] = MappingProxyType({t.name: t for t in TOPICS})
 TOPIC_NAMES: tuple[str, ...] = tuple(t.name for t in TOPICS)
 FALLBACK_TOPIC = "general"
 
