@@ -41,6 +41,8 @@ MIN_STANDALONE_WORDS = 5
 
 @dataclass
 class Seg:
+    """A clause being built: its span, its names and its topic evidence, mergeable."""
+
     start: int  # character offsets into the cleaned text
     end: int
     sentence: int

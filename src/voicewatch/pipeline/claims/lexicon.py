@@ -128,6 +128,8 @@ _SCORING_VERBS = frozenset(stem(w) for w in ("scored", "hit", "kicked", "got", "
 
 @dataclass(slots=True)
 class Hit:
+    """One lexicon match: the tokens it covers and the topics it credits."""
+
     start: int  # token indexes, end exclusive
     end: int
     credits: tuple[tuple[str, float], ...]

@@ -114,6 +114,8 @@ def verb_follows(tokens: Sequence[Tok], j: int, *, allow_ed: bool) -> bool:
 
 @dataclass(slots=True)
 class Mention:
+    """A name found in a sentence, as said, and whether the roster knows it."""
+
     start: int  # token indexes, end exclusive
     end: int
     text: str

@@ -92,6 +92,8 @@ _TOKEN_RE = re.compile(
 
 @dataclass(slots=True)
 class Tok:
+    """One token of a note, with the normal forms every later step compares on."""
+
     text: str
     start: int
     end: int
