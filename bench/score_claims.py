@@ -14,7 +14,7 @@ import argparse
 import sys
 import time
 
-from voicewatch.pipeline.claims_scoring import (
+from voicewatch.pipeline.claims.scoring import (
     format_report,
     load_corpus,
     rules_extractor,

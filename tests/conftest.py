@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
+from guards import Recorder
 from private_services import private_postgres, private_redis  # noqa: F401  (fixtures)
+from services import unavailable
 from voicewatch.store import make_engine, migrate
 from voicewatch.store.tables import metadata
 
@@ -23,7 +25,6 @@ POSTGRES_URL = os.environ.get(
     "VOICEWATCH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 REDIS_URL = os.environ.get("VOICEWATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-IN_CI = bool(os.environ.get("CI"))
 
 
 def _postgres_available() -> str | None:
@@ -41,10 +42,7 @@ def require_postgres() -> None:
     """Fail under CI, skip elsewhere, when PostgreSQL is not reachable."""
     problem = _postgres_available()
     if problem:
-        message = f"PostgreSQL at {POSTGRES_URL} is not reachable ({problem})"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"PostgreSQL at {POSTGRES_URL} is not reachable ({problem})")
 
 
 def reset_postgres(url: str = POSTGRES_URL) -> Engine:
@@ -190,10 +188,7 @@ def browser() -> Iterator[object]:
     """Debian's Chromium, headless, driven by Playwright (never a downloaded browser)."""
     exe = chromium_path()
     if exe is None:
-        message = "Chromium is not installed (make test installs Debian's chromium)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("Chromium is not installed (make test installs Debian's chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -249,3 +244,9 @@ def staff_browser(browser: object, sqlite_server: LiveServer) -> Iterator[Browse
     session.login()
     yield session
     session.close()
+
+
+@pytest.fixture
+def recorded() -> Recorder:
+    """A fresh recording ``emit()`` for a guard under test (breaker, budgets, rate limits)."""
+    return Recorder()

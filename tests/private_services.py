@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-IN_CI = bool(os.environ.get("CI"))
+from services import unavailable
+
 PG_BIN = Path(os.environ.get("VOICEWATCH_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 
@@ -37,13 +38,6 @@ def free_port(preferred: int | None = None) -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def _unavailable(message: str) -> None:
-    """Fail under CI (a missing service must never pass silently), skip elsewhere."""
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def wait_for(predicate: object, timeout: float, interval: float = 0.05) -> bool:
@@ -155,7 +149,7 @@ class PrivatePostgres:
 def make_private_postgres() -> PrivatePostgres:
     """Build and start a cluster, or fail/skip with the reason."""
     if not (PG_BIN / "initdb").exists():
-        _unavailable(f"PostgreSQL binaries not found in {PG_BIN}")
+        unavailable(f"PostgreSQL binaries not found in {PG_BIN}")
     root = Path(tempfile.mkdtemp(prefix="voicewatch-pg-"))
     server = PrivatePostgres(root, free_port(54329))
     try:
@@ -163,7 +157,7 @@ def make_private_postgres() -> PrivatePostgres:
         server.start()
     except (RuntimeError, OSError, subprocess.SubprocessError, LookupError) as exc:
         shutil.rmtree(root, ignore_errors=True)
-        _unavailable(f"cannot make a private PostgreSQL: {exc}")
+        unavailable(f"cannot make a private PostgreSQL: {exc}")
     return server
 
 
@@ -236,7 +230,7 @@ def make_private_redis() -> PrivateRedis:
         server.start()
     except (RuntimeError, OSError) as exc:
         shutil.rmtree(root, ignore_errors=True)
-        _unavailable(f"cannot make a private Redis: {exc}")
+        unavailable(f"cannot make a private Redis: {exc}")
     return server
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import multiprocessing
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
+from guards import Recorder, run_two
 from voicewatch.clock import parse_iso_ms
 from voicewatch.pipeline.budgets import (
     BudgetExceeded,
@@ -26,30 +26,13 @@ LAST_MS_OF_DAY = parse_iso_ms("2024-05-01T23:59:59.999Z")
 MIDNIGHT = parse_iso_ms("2024-05-02T00:00:00Z")
 ORG = "org_x"
 
-Events = list[tuple[str, dict[str, Any]]]
 
-
-def recorder() -> tuple[Events, Any]:
-    """Our own emit(): appends (event_type, fields) to a list."""
-    events: Events = []
-
-    def emit(event_type: str, **fields: Any) -> None:
-        events.append((event_type, fields))
-
-    return events, emit
-
-
-def types(events: Events) -> list[str]:
-    return [e[0] for e in events]
-
-
-def test_an_organization_without_a_budget_is_unlimited(engine: Engine) -> None:
-    events, emit = recorder()
+def test_an_organization_without_a_budget_is_unlimited(engine: Engine, recorded: Recorder) -> None:
     assert get_budget(engine, ORG, T0) is None
-    check_budget(engine, ORG, T0, emit)
-    assert add_spend(engine, ORG, 1_000.0, T0, emit) == 0.0
-    check_budget(engine, ORG, T0, emit)
-    assert events == []
+    check_budget(engine, ORG, T0, recorded)
+    assert add_spend(engine, ORG, 1_000.0, T0, recorded) == 0.0
+    check_budget(engine, ORG, T0, recorded)
+    assert recorded.events == []
 
 
 def test_set_budget_stores_and_changes_a_budget(engine: Engine) -> None:
@@ -73,34 +56,34 @@ def test_bad_budgets_are_refused(engine: Engine, amount: float, threshold: float
         set_budget(engine, ORG, amount, threshold, now_ms=T0)
 
 
-def test_threshold_then_exceeded_each_emitted_once(engine: Engine) -> None:
-    events, emit = recorder()
+def test_threshold_then_exceeded_each_emitted_once(engine: Engine, recorded: Recorder) -> None:
     set_budget(engine, ORG, 1.0, 0.8, now_ms=T0)
-    assert add_spend(engine, ORG, 0.5, T0 + 1, emit) == pytest.approx(0.5)
-    assert events == []
-    assert add_spend(engine, ORG, 0.3, T0 + 2, emit) == pytest.approx(0.8)  # reaches 80%
-    assert types(events) == ["budget_threshold_reached"]
-    fields = events[0][1]
+    assert add_spend(engine, ORG, 0.5, T0 + 1, recorded) == pytest.approx(0.5)
+    assert recorded.events == []
+    assert add_spend(engine, ORG, 0.3, T0 + 2, recorded) == pytest.approx(0.8)  # reaches 80%
+    assert recorded.types() == ["budget_threshold_reached"]
+    fields = recorded.events[0][1]
     assert fields["organization_id"] == ORG
     assert fields["metadata"] == {"ai_cost": pytest.approx(0.8)}
     assert fields["timestamp"] == T0 + 2
-    add_spend(engine, ORG, 0.1, T0 + 3, emit)
-    assert types(events) == ["budget_threshold_reached"]  # not again
+    add_spend(engine, ORG, 0.1, T0 + 3, recorded)
+    assert recorded.types() == ["budget_threshold_reached"]  # not again
     check_budget(engine, ORG, T0 + 3)  # $0.90 of $1.00: still allowed
-    add_spend(engine, ORG, 0.1, T0 + 4, emit)  # reaches $1.00
-    assert types(events) == ["budget_threshold_reached", "budget_exceeded"]
-    exceeded = events[1][1]
+    add_spend(engine, ORG, 0.1, T0 + 4, recorded)  # reaches $1.00
+    assert recorded.types() == ["budget_threshold_reached", "budget_exceeded"]
+    exceeded = recorded.events[1][1]
     assert exceeded["metadata"] == {"ai_cost": pytest.approx(1.0)}
     assert exceeded["organization_id"] == ORG
     assert "daily AI budget of $1.00 for org_x is spent ($1.00)" in exceeded["error_message"]
-    add_spend(engine, ORG, 0.02, T0 + 5, emit)
-    assert types(events) == ["budget_threshold_reached", "budget_exceeded"]  # not again
+    add_spend(engine, ORG, 0.02, T0 + 5, recorded)
+    assert recorded.types() == ["budget_threshold_reached", "budget_exceeded"]  # not again
 
 
-def test_check_budget_stops_calls_once_the_budget_is_spent(engine: Engine) -> None:
-    _, emit = recorder()
+def test_check_budget_stops_calls_once_the_budget_is_spent(
+    engine: Engine, recorded: Recorder
+) -> None:
     set_budget(engine, ORG, 1.0, now_ms=T0)
-    add_spend(engine, ORG, 1.02, T0 + 1, emit)
+    add_spend(engine, ORG, 1.02, T0 + 1, recorded)
     with pytest.raises(BudgetExceeded) as info:
         check_budget(engine, ORG, T0 + 2)
     assert str(info.value).startswith("daily AI budget of $1.00 for org_x is spent ($1.02)")
@@ -108,45 +91,46 @@ def test_check_budget_stops_calls_once_the_budget_is_spent(engine: Engine) -> No
     assert info.value.spend_usd == pytest.approx(1.02)
 
 
-def test_one_call_crossing_both_levels_emits_both_in_order(engine: Engine) -> None:
-    events, emit = recorder()
+def test_one_call_crossing_both_levels_emits_both_in_order(
+    engine: Engine, recorded: Recorder
+) -> None:
     set_budget(engine, ORG, 1.0, now_ms=T0)
-    add_spend(engine, ORG, 5.0, T0 + 1, emit)
-    assert types(events) == ["budget_threshold_reached", "budget_exceeded"]
-    assert all(f["metadata"] == {"ai_cost": 5.0} for _, f in events)
+    add_spend(engine, ORG, 5.0, T0 + 1, recorded)
+    assert recorded.types() == ["budget_threshold_reached", "budget_exceeded"]
+    assert all(f["metadata"] == {"ai_cost": 5.0} for _, f in recorded.events)
 
 
-def test_ten_dimes_reach_a_dollar_despite_floating_point(engine: Engine) -> None:
-    events, emit = recorder()
+def test_ten_dimes_reach_a_dollar_despite_floating_point(
+    engine: Engine, recorded: Recorder
+) -> None:
     set_budget(engine, ORG, 1.0, now_ms=T0)
     for i in range(10):
-        add_spend(engine, ORG, 0.1, T0 + i, emit)
-    assert types(events) == ["budget_threshold_reached", "budget_exceeded"]
+        add_spend(engine, ORG, 0.1, T0 + i, recorded)
+    assert recorded.types() == ["budget_threshold_reached", "budget_exceeded"]
     with pytest.raises(BudgetExceeded):
         check_budget(engine, ORG, T0 + 10)
 
 
-def test_the_day_rolls_over_at_utc_midnight(engine: Engine) -> None:
-    events, emit = recorder()
+def test_the_day_rolls_over_at_utc_midnight(engine: Engine, recorded: Recorder) -> None:
     set_budget(engine, ORG, 1.0, now_ms=T0)
-    add_spend(engine, ORG, 1.5, T0, emit)
-    assert types(events) == ["budget_threshold_reached", "budget_exceeded"]
+    add_spend(engine, ORG, 1.5, T0, recorded)
+    assert recorded.types() == ["budget_threshold_reached", "budget_exceeded"]
     # the last millisecond of the UTC day still belongs to it
     with pytest.raises(BudgetExceeded):
         check_budget(engine, ORG, LAST_MS_OF_DAY)
-    assert add_spend(engine, ORG, 0.0, LAST_MS_OF_DAY, emit) == pytest.approx(1.5)
+    assert add_spend(engine, ORG, 0.0, LAST_MS_OF_DAY, recorded) == pytest.approx(1.5)
     # midnight UTC: a fresh day, calls allowed again
     check_budget(engine, ORG, MIDNIGHT)
     today = get_budget(engine, ORG, MIDNIGHT)
     assert today is not None and today.day == "2024-05-02" and today.spend_usd == 0
-    assert add_spend(engine, ORG, 0.25, MIDNIGHT, emit) == pytest.approx(0.25)
-    assert len(events) == 2
-    # the new day's events fire again, once each
-    add_spend(engine, ORG, 0.6, MIDNIGHT + 1, emit)
-    add_spend(engine, ORG, 0.2, MIDNIGHT + 2, emit)
-    add_spend(engine, ORG, 0.2, MIDNIGHT + 3, emit)
-    assert types(events) == ["budget_threshold_reached", "budget_exceeded"] * 2
-    assert events[3][1]["metadata"] == {"ai_cost": pytest.approx(1.05)}
+    assert add_spend(engine, ORG, 0.25, MIDNIGHT, recorded) == pytest.approx(0.25)
+    assert len(recorded.events) == 2
+    # the new day's recorded.events fire again, once each
+    add_spend(engine, ORG, 0.6, MIDNIGHT + 1, recorded)
+    add_spend(engine, ORG, 0.2, MIDNIGHT + 2, recorded)
+    add_spend(engine, ORG, 0.2, MIDNIGHT + 3, recorded)
+    assert recorded.types() == ["budget_threshold_reached", "budget_exceeded"] * 2
+    assert recorded.events[3][1]["metadata"] == {"ai_cost": pytest.approx(1.05)}
 
 
 def test_utc_day_ignores_the_local_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -162,43 +146,43 @@ def test_utc_day_ignores_the_local_time_zone(monkeypatch: pytest.MonkeyPatch) ->
         time.tzset()
 
 
-def test_a_raised_budget_warns_again_when_reached(engine: Engine) -> None:
-    events, emit = recorder()
+def test_a_raised_budget_warns_again_when_reached(engine: Engine, recorded: Recorder) -> None:
     set_budget(engine, ORG, 1.0, now_ms=T0)
-    add_spend(engine, ORG, 1.0, T0 + 1, emit)
-    assert len(events) == 2
+    add_spend(engine, ORG, 1.0, T0 + 1, recorded)
+    assert len(recorded.events) == 2
     set_budget(engine, ORG, 2.0, now_ms=T0 + 2)
     budget = get_budget(engine, ORG, T0 + 2)
     assert budget is not None and budget.spend_usd == pytest.approx(1.0)  # spend kept
     check_budget(engine, ORG, T0 + 3)
-    add_spend(engine, ORG, 0.6, T0 + 4, emit)  # $1.60 = 80% of $2.00
-    add_spend(engine, ORG, 0.4, T0 + 5, emit)  # $2.00
-    assert types(events) == ["budget_threshold_reached", "budget_exceeded"] * 2
+    add_spend(engine, ORG, 0.6, T0 + 4, recorded)  # $1.60 = 80% of $2.00
+    add_spend(engine, ORG, 0.4, T0 + 5, recorded)  # $2.00
+    assert recorded.types() == ["budget_threshold_reached", "budget_exceeded"] * 2
 
 
-def test_a_budget_changed_while_still_exceeded_does_not_warn_again(engine: Engine) -> None:
-    events, emit = recorder()
+def test_a_budget_changed_while_still_exceeded_does_not_warn_again(
+    engine: Engine, recorded: Recorder
+) -> None:
     set_budget(engine, ORG, 1.0, now_ms=T0)
-    add_spend(engine, ORG, 1.0, T0 + 1, emit)
+    add_spend(engine, ORG, 1.0, T0 + 1, recorded)
     set_budget(engine, ORG, 0.5, now_ms=T0 + 2)
-    add_spend(engine, ORG, 0.1, T0 + 3, emit)
+    add_spend(engine, ORG, 0.1, T0 + 3, recorded)
     with pytest.raises(BudgetExceeded):
-        check_budget(engine, ORG, T0 + 4, emit)
-    assert len(events) == 2
+        check_budget(engine, ORG, T0 + 4, recorded)
+    assert len(recorded.events) == 2
 
 
 def test_a_budget_lowered_below_the_spend_is_reported_once_by_check_budget(
     engine: Engine,
+    recorded: Recorder,
 ) -> None:
-    events, emit = recorder()
     set_budget(engine, ORG, 10.0, now_ms=T0)
-    add_spend(engine, ORG, 2.0, T0 + 1, emit)
-    assert events == []
+    add_spend(engine, ORG, 2.0, T0 + 1, recorded)
+    assert recorded.events == []
     set_budget(engine, ORG, 1.0, now_ms=T0 + 2)
     for i in range(3):
         with pytest.raises(BudgetExceeded):
-            check_budget(engine, ORG, T0 + 3 + i, emit)
-    assert types(events) == ["budget_threshold_reached", "budget_exceeded"]
+            check_budget(engine, ORG, T0 + 3 + i, recorded)
+    assert recorded.types() == ["budget_threshold_reached", "budget_exceeded"]
 
 
 def test_a_zero_budget_stops_every_paid_call(engine: Engine) -> None:
@@ -207,15 +191,16 @@ def test_a_zero_budget_stops_every_paid_call(engine: Engine) -> None:
         check_budget(engine, ORG, T0)
 
 
-def test_a_new_budget_counts_what_was_already_spent_today(engine: Engine) -> None:
-    _, emit = recorder()
+def test_a_new_budget_counts_what_was_already_spent_today(
+    engine: Engine, recorded: Recorder
+) -> None:
     yesterday = T0 - 86_400_000
     record_usage(engine, ORG, "a0", "x", "gpt-4o", output_tokens=500_000, now_ms=yesterday)
     record_usage(engine, ORG, "a1", "x", "gpt-4o", output_tokens=50_000, now_ms=T0 - 3_600_000)
     record_usage(engine, "org_other", "b", "x", "gpt-4o", output_tokens=500_000, now_ms=T0)
     budget = set_budget(engine, ORG, 1.0, now_ms=T0)
     assert budget.spend_usd == pytest.approx(0.5)  # today's $0.50, not yesterday's $5
-    assert add_spend(engine, ORG, 0.1, T0 + 1, emit) == pytest.approx(0.6)
+    assert add_spend(engine, ORG, 0.1, T0 + 1, recorded) == pytest.approx(0.6)
 
 
 def test_a_negative_spend_is_refused(engine: Engine) -> None:
@@ -242,28 +227,19 @@ ADDS = 20
 def _spend_together(url: str, barrier: Any, results: Any) -> None:
     """Child process: add $0.05 twenty times, starting with the other process."""
     engine = make_engine(url)
-    events, emit = recorder()
+    recorded = Recorder()
     barrier.wait()
     for i in range(ADDS):
-        add_spend(engine, ORG, 0.05, T0 + i, emit)
+        add_spend(engine, ORG, 0.05, T0 + i, recorded)
     engine.dispose()
-    results.put(types(events))
+    results.put(recorded.types())
 
 
 def test_two_processes_spending_at_once_count_every_cent_and_warn_once(
     db_url: str, engine: Engine
 ) -> None:
     set_budget(engine, ORG, 1.0, now_ms=T0)
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(2)
-    results = ctx.Queue()
-    procs = [ctx.Process(target=_spend_together, args=(db_url, barrier, results)) for _ in "ab"]
-    for proc in procs:
-        proc.start()
-    emitted = [t for _ in procs for t in results.get(timeout=120)]
-    for proc in procs:
-        proc.join(timeout=30)
-        assert proc.exitcode == 0
+    emitted = [t for output in run_two(_spend_together, db_url) for t in output]
     assert sorted(emitted) == ["budget_exceeded", "budget_threshold_reached"]
     budget = get_budget(engine, ORG, T0 + ADDS)
     assert budget is not None and budget.spend_usd == pytest.approx(2 * ADDS * 0.05)

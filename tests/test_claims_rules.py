@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from voicewatch.pipeline.claims_rules import (
+from voicewatch.pipeline.claims import (
     MAX_TEXT_CHARS,
     Claim,
     clean_text,
@@ -18,7 +18,7 @@ from voicewatch.pipeline.claims_rules import (
     split_sentences,
     stem,
 )
-from voicewatch.pipeline.claims_scoring import (
+from voicewatch.pipeline.claims.scoring import (
     corpus_dir,
     format_report,
     load_corpus,
@@ -73,6 +73,19 @@ def test_corpus_is_big_varied_and_well_formed() -> None:
 def test_rules_extractor_f1_on_the_corpus() -> None:
     report = score_corpus(rules_extractor(), split="dev")
     assert report.overall.f1 >= 0.85, format_report(report)
+
+
+#: The held-out notes were never used for tuning, so their F1 is the honest estimate on new
+#: text: measured 0.672 (P 0.722, R 0.629) on 20 notes; the floor sits 0.03 under it so a
+#: change that loses ground on unseen notes fails here, not in production.
+HELDOUT_F1_FLOOR = 0.64
+
+
+def test_rules_extractor_f1_on_the_held_out_notes() -> None:
+    notes = load_corpus(split="heldout")
+    assert len(notes) >= 20
+    report = score_corpus(rules_extractor(), notes)
+    assert report.overall.f1 >= HELDOUT_F1_FLOOR, format_report(report)
 
 
 def test_rules_extractor_f1_with_roster_names_only() -> None:

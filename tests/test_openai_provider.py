@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from fake_openai import FakeOpenAI
+from voicewatch.config import Settings
 from voicewatch.pipeline.openai_provider import (
     CLAIMS_SCHEMA,
     ChatClaimsExtractor,
@@ -352,3 +353,17 @@ def test_a_missing_key_for_the_real_api_is_a_clear_error(
     assert err.value.code == "missing_api_key"
     assert err.value.transient is False
     assert make_client(api_key="", base_url="http://127.0.0.1:9/v1") is not None
+
+
+def test_the_key_is_a_setting_with_openai_api_key_as_its_fallback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("VOICEWATCH_OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-openai-tools")
+    assert Settings.from_env().openai_api_key == "sk-from-openai-tools"
+    monkeypatch.setenv("VOICEWATCH_OPENAI_API_KEY", "sk-ours")
+    assert Settings.from_env().openai_api_key == "sk-ours"
+    # The provider reads no environment of its own: only the key it is given counts.
+    with pytest.raises(ProviderError) as err:
+        make_client(api_key="", base_url=None)
+    assert err.value.code == "missing_api_key"

@@ -5,10 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-
-from conftest import IN_CI
 from pipeline_helpers import make_pipeline
+from services import require_espeak
 from voicewatch import events
 from voicewatch.clock import now_ms
 from voicewatch.pipeline import audio, budgets
@@ -35,10 +33,7 @@ def _types(ctx, artifact_ids: list[str] | None = None) -> list[str]:
 def test_failing_transcriptions_open_the_circuit_and_recovery_closes_it(
     db_url: str, tmp_path: Path
 ) -> None:
-    if not audio.espeak_available():
-        if IN_CI:
-            pytest.fail("espeak-ng is required (make test installs it)")
-        pytest.skip("espeak-ng is not installed")
+    require_espeak()
     ctx, driver = make_pipeline(db_url, breaker_failures=3, breaker_cooldown_ms=200)
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEthis is not really audio")
@@ -66,10 +61,7 @@ def test_failing_transcriptions_open_the_circuit_and_recovery_closes_it(
 def test_a_budget_below_the_days_spend_stops_ai_calls_with_a_clear_reason(
     db_url: str, tmp_path: Path
 ) -> None:
-    if not audio.espeak_available():
-        if IN_CI:
-            pytest.fail("espeak-ng is required (make test installs it)")
-        pytest.skip("espeak-ng is not installed")
+    require_espeak()
     ctx, driver = make_pipeline(db_url)
     budgets.set_budget(ctx.engine, "org_clg", 1.0)
     budgets.add_spend(ctx.engine, "org_clg", 1.5, now_ms(), ctx.emit)
@@ -96,10 +88,7 @@ def test_a_budget_below_the_days_spend_stops_ai_calls_with_a_clear_reason(
 
 
 def test_an_audio_note_goes_through_every_stage(sqlite_url: str, tmp_path: Path) -> None:
-    if not audio.espeak_available():
-        if IN_CI:
-            pytest.fail("espeak-ng is required (make test installs it)")
-        pytest.skip("espeak-ng is not installed")
+    require_espeak()
     ctx, driver = make_pipeline(sqlite_url)
     note = audio.synthesize(
         "Sean Murphy has a hamstring injury and will miss the match", tmp_path / "n.wav"

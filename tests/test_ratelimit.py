@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import multiprocessing
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
 
+from guards import Recorder, run_two
 from voicewatch.clock import MINUTE_MS, parse_iso_ms
 from voicewatch.pipeline.ratelimit import hit, org_scope, window_start
 from voicewatch.store import make_engine, read_connection
@@ -17,18 +17,6 @@ W0 = parse_iso_ms("2024-05-01T12:00:00Z")  # a window boundary for every window 
 SCOPE = org_scope("org_1")
 LIMIT = "ai_calls_per_minute"
 
-Events = list[tuple[str, dict[str, Any]]]
-
-
-def recorder() -> tuple[Events, Any]:
-    """Our own emit(): appends (event_type, fields) to a list."""
-    events: Events = []
-
-    def emit(event_type: str, **fields: Any) -> None:
-        events.append((event_type, fields))
-
-    return events, emit
-
 
 def test_windows_are_aligned_to_the_epoch() -> None:
     assert window_start(W0, MINUTE_MS) == W0
@@ -37,14 +25,15 @@ def test_windows_are_aligned_to_the_epoch() -> None:
     assert window_start(W0 + 7_500, 5_000) == W0 + 5_000
 
 
-def test_max_count_calls_pass_then_the_rest_of_the_window_is_refused(engine: Engine) -> None:
-    events, emit = recorder()
-    allowed = [hit(engine, SCOPE, LIMIT, 3, MINUTE_MS, W0 + i, emit) for i in range(3)]
+def test_max_count_calls_pass_then_the_rest_of_the_window_is_refused(
+    engine: Engine, recorded: Recorder
+) -> None:
+    allowed = [hit(engine, SCOPE, LIMIT, 3, MINUTE_MS, W0 + i, recorded) for i in range(3)]
     assert allowed == [True, True, True]
-    assert events == []
-    assert not hit(engine, SCOPE, LIMIT, 3, MINUTE_MS, W0 + 10, emit)
+    assert recorded.events == []
+    assert not hit(engine, SCOPE, LIMIT, 3, MINUTE_MS, W0 + 10, recorded)
     # the last millisecond of the window is still the same window
-    assert not hit(engine, SCOPE, LIMIT, 3, MINUTE_MS, W0 + MINUTE_MS - 1, emit)
+    assert not hit(engine, SCOPE, LIMIT, 3, MINUTE_MS, W0 + MINUTE_MS - 1, recorded)
 
 
 def test_the_next_window_starts_a_fresh_count(engine: Engine) -> None:
@@ -72,26 +61,28 @@ def test_a_window_is_fixed_not_sliding(engine: Engine) -> None:
     assert ends + starts == [True] * 6
 
 
-def test_the_first_refusal_of_a_window_emits_rate_limit_hit_for_the_org(engine: Engine) -> None:
-    events, emit = recorder()
+def test_the_first_refusal_of_a_window_emits_rate_limit_hit_for_the_org(
+    engine: Engine, recorded: Recorder
+) -> None:
     for i in range(5):
-        hit(engine, SCOPE, LIMIT, 2, MINUTE_MS, W0 + i, emit)
-    assert [e[0] for e in events] == ["rate_limit_hit"]  # once, not once per refusal
-    fields = events[0][1]
+        hit(engine, SCOPE, LIMIT, 2, MINUTE_MS, W0 + i, recorded)
+    assert [e[0] for e in recorded.events] == ["rate_limit_hit"]  # once, not once per refusal
+    fields = recorded.events[0][1]
     assert fields["organization_id"] == "org_1"
     assert fields["timestamp"] == W0 + 2
     assert LIMIT in fields["error_message"] and "at most 2 calls" in fields["error_message"]
     # the next window, over the limit again: one more event
     for i in range(3):
-        hit(engine, SCOPE, LIMIT, 2, MINUTE_MS, W0 + MINUTE_MS + i, emit)
-    assert [e[0] for e in events] == ["rate_limit_hit", "rate_limit_hit"]
+        hit(engine, SCOPE, LIMIT, 2, MINUTE_MS, W0 + MINUTE_MS + i, recorded)
+    assert [e[0] for e in recorded.events] == ["rate_limit_hit", "rate_limit_hit"]
 
 
-def test_a_scope_that_is_not_an_organization_emits_without_one(engine: Engine) -> None:
-    events, emit = recorder()
-    hit(engine, "service:transcription", "rpm", 1, MINUTE_MS, W0, emit)
-    assert not hit(engine, "service:transcription", "rpm", 1, MINUTE_MS, W0 + 1, emit)
-    assert len(events) == 1 and "organization_id" not in events[0][1]
+def test_a_scope_that_is_not_an_organization_emits_without_one(
+    engine: Engine, recorded: Recorder
+) -> None:
+    hit(engine, "service:transcription", "rpm", 1, MINUTE_MS, W0, recorded)
+    assert not hit(engine, "service:transcription", "rpm", 1, MINUTE_MS, W0 + 1, recorded)
+    assert len(recorded.events) == 1 and "organization_id" not in recorded.events[0][1]
 
 
 def test_scopes_and_limit_types_count_separately(engine: Engine) -> None:
@@ -106,11 +97,10 @@ def test_without_emit_a_refusal_is_still_a_refusal(engine: Engine) -> None:
     assert not hit(engine, SCOPE, LIMIT, 1, MINUTE_MS, W0 + 1)
 
 
-def test_a_limit_of_zero_refuses_everything(engine: Engine) -> None:
-    events, emit = recorder()
-    assert not hit(engine, SCOPE, LIMIT, 0, MINUTE_MS, W0, emit)
-    assert not hit(engine, SCOPE, LIMIT, 0, MINUTE_MS, W0 + 1, emit)
-    assert len(events) == 1
+def test_a_limit_of_zero_refuses_everything(engine: Engine, recorded: Recorder) -> None:
+    assert not hit(engine, SCOPE, LIMIT, 0, MINUTE_MS, W0, recorded)
+    assert not hit(engine, SCOPE, LIMIT, 0, MINUTE_MS, W0 + 1, recorded)
+    assert len(recorded.events) == 1
 
 
 def test_a_lagging_clock_counts_into_the_newer_window(engine: Engine) -> None:
@@ -142,23 +132,14 @@ MAX = 30
 def _hit_together(url: str, barrier: Any, results: Any) -> None:
     """Child process: 40 calls in one window, starting with the other process."""
     engine = make_engine(url)
-    events, emit = recorder()
+    recorded = Recorder()
     barrier.wait()
-    allowed = [hit(engine, SCOPE, LIMIT, MAX, MINUTE_MS, W0 + i, emit) for i in range(CALLS)]
+    allowed = [hit(engine, SCOPE, LIMIT, MAX, MINUTE_MS, W0 + i, recorded) for i in range(CALLS)]
     engine.dispose()
-    results.put((sum(allowed), [e[0] for e in events]))
+    results.put((sum(allowed), [e[0] for e in recorded.events]))
 
 
 def test_two_processes_at_once_never_exceed_the_limit(db_url: str, engine: Engine) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(2)
-    results = ctx.Queue()
-    procs = [ctx.Process(target=_hit_together, args=(db_url, barrier, results)) for _ in "ab"]
-    for proc in procs:
-        proc.start()
-    outputs = [results.get(timeout=120) for _ in procs]
-    for proc in procs:
-        proc.join(timeout=30)
-        assert proc.exitcode == 0
+    outputs = run_two(_hit_together, db_url)
     assert sum(allowed for allowed, _ in outputs) == MAX
     assert [t for _, emitted in outputs for t in emitted] == ["rate_limit_hit"]

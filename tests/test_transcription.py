@@ -10,14 +10,13 @@ from __future__ import annotations
 import array
 import json
 import math
-import os
-import shutil
 import wave
 from importlib import resources
 from pathlib import Path
 
 import pytest
 
+from services import require_command, require_espeak
 from voicewatch.pipeline import audio
 from voicewatch.pipeline.audio import AudioError, SynthesisError, read_audio, resample
 from voicewatch.pipeline.transcription import (
@@ -33,7 +32,6 @@ from voicewatch.pipeline.transcription import (
     word_errors,
 )
 
-IN_CI = bool(os.environ.get("CI"))
 #: Corpus WER with hints on the six notes below, measured 0.26 (0.31 without hints);
 #: the bound leaves room for other espeak-ng and pocketsphinx builds.
 MAX_TEST_WER = 0.45
@@ -50,16 +48,6 @@ CORPUS = _corpus()
 NOTES: list[tuple[str, list[str]]] = [(n, CORPUS["roster"]) for n in CORPUS["notes"][:3]] + [
     (n, CORPUS["held_out_roster"]) for n in CORPUS["held_out"][:3]
 ]
-
-
-def require_espeak() -> None:
-    """Fail under CI, skip elsewhere, when espeak-ng is not installed."""
-    if audio.espeak_available():
-        return
-    reason = "espeak-ng is not installed (apt-get install espeak-ng; make test installs it)"
-    if IN_CI:
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
@@ -179,12 +167,12 @@ def test_any_wav_layout_is_converted(
     assert word_error_rate(text, t.full_text) < 0.6
 
 
-@pytest.mark.skipif(shutil.which("sox") is None, reason="sox is not installed")
 def test_other_formats_go_through_sox(
     recognizer: LocalTranscriber, spoken: list[tuple[str, list[str], Path]], tmp_path: Path
 ) -> None:
     import subprocess
 
+    require_command("sox")
     text, roster, wav = spoken[4]
     flac = tmp_path / "note.flac"
     subprocess.run(["sox", str(wav), str(flac)], check=True)

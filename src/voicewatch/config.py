@@ -43,6 +43,7 @@ class Settings:
     event_retention_days: int = 30
     hourly_retention_days: int = 7
     daily_retention_days: int = 90
+    #: VOICEWATCH_OPENAI_API_KEY, else the OpenAI tools' own OPENAI_API_KEY
     openai_api_key: str = ""
     openai_base_url: str = ""
     transcriber: str = "local"  # local | openai
@@ -85,7 +86,8 @@ class Settings:
             "event_retention_days": _env_int("VOICEWATCH_EVENT_RETENTION_DAYS", 30),
             "hourly_retention_days": _env_int("VOICEWATCH_HOURLY_RETENTION_DAYS", 7),
             "daily_retention_days": _env_int("VOICEWATCH_DAILY_RETENTION_DAYS", 90),
-            "openai_api_key": os.environ.get("VOICEWATCH_OPENAI_API_KEY", ""),
+            "openai_api_key": os.environ.get("VOICEWATCH_OPENAI_API_KEY")
+            or os.environ.get("OPENAI_API_KEY", ""),
             "openai_base_url": os.environ.get("VOICEWATCH_OPENAI_BASE_URL", ""),
             "transcriber": os.environ.get("VOICEWATCH_TRANSCRIBER", "local"),
             "extractor": os.environ.get("VOICEWATCH_EXTRACTOR", "rules"),
@@ -113,6 +115,7 @@ ENV_VARS: tuple[str, ...] = (
     "VOICEWATCH_HOURLY_RETENTION_DAYS",
     "VOICEWATCH_DAILY_RETENTION_DAYS",
     "VOICEWATCH_OPENAI_API_KEY",
+    "OPENAI_API_KEY",
     "VOICEWATCH_OPENAI_BASE_URL",
     "VOICEWATCH_TRANSCRIBER",
     "VOICEWATCH_EXTRACTOR",

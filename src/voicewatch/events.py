@@ -67,7 +67,6 @@ NOT_COST_BEARING = frozenset({"budget_threshold_reached", "budget_exceeded"})
 EVENT_COLUMNS: tuple[str, ...] = tuple(
     c.name for c in events_t.columns if c.name not in ("id", "received_at")
 )
-_ALL_ROW_KEYS = (*EVENT_COLUMNS, "received_at")
 _TOP_LEVEL = tuple(f for f in model.EVENT_FIELDS if f != "metadata")
 
 

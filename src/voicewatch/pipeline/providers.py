@@ -152,7 +152,7 @@ def extractor_for(
 ) -> Callable[[dict[str, Any], str, list[str]], tuple[list[Any], float]]:
     """``extract(artifact, text, roster_names) -> (claims, cost)`` for the configured extractor."""
     if settings.extractor != "openai":
-        from voicewatch.pipeline.claims_rules import extract_claims
+        from voicewatch.pipeline.claims import extract_claims
 
         def extract_rules(
             _artifact: dict[str, Any], text: str, names: list[str]

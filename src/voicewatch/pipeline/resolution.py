@@ -63,7 +63,7 @@ ALIAS_SURNAME_SCORE = 97.0
 ALIAS_NEAR_FACTOR = 0.92
 SUBSET_FACTOR = 0.94
 
-#: Name particles ("Ó", "Mac", "van") that belong to a surname; shared with claims_rules.
+#: Name particles ("Ó", "Mac", "van") that belong to a surname; shared with the claims extractor.
 NAME_PARTICLES = frozenset(
     {
         "al",
@@ -96,7 +96,7 @@ _PARTICLES = NAME_PARTICLES
 #: Words a coach puts before a name that are not part of it ("young Seán", "the bull"
 #: keeps its "the" for the alias lookup, which happens first).
 _PREFIXES = frozenset({"the", "young", "little", "big", "wee", "auld", "old", "coach"})
-#: Letters NFKD cannot strip to ASCII; shared with claims_rules.
+#: Letters NFKD cannot strip to ASCII; shared with the claims extractor.
 SPECIAL_FOLD = str.maketrans(
     {
         "ł": "l",

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from voicewatch.model import ResolutionStatus
-from voicewatch.pipeline.claims_rules import Claim, extract_claims
+from voicewatch.pipeline.claims import Claim, extract_claims
 from voicewatch.pipeline.resolution import RosterEntry, RosterIndex, normalise_name
 from voicewatch.pipeline.topics import TOPIC_NAMES
 
