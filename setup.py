@@ -16,7 +16,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import vendor_assets  # noqa: E402
+import vendor_assets
 
 
 class BuildPyWithAssets(build_py):
@@ -24,7 +24,9 @@ class BuildPyWithAssets(build_py):
         try:
             vendor_assets.install()
         except vendor_assets.AssetsError as exc:
-            raise SystemExit(f"error: cannot build voicewatch without its dashboard files: {exc}")
+            raise SystemExit(
+                f"error: cannot build voicewatch without its dashboard files: {exc}"
+            ) from exc
         self.__dict__.pop("data_files", None)  # list the package data again, vendor included
         super().run()
 

@@ -27,7 +27,7 @@ class UnsupportedEncoding(ValueError):
 
 
 def media_type(content_type: str | None) -> str:
-    """The bare media type, lowercased (``application/json; charset=utf-8`` -> ``application/json``)."""
+    """The bare media type, lowercased (``application/json; charset=utf-8`` gives JSON)."""
     return (content_type or "").split(";")[0].strip().lower()
 
 
