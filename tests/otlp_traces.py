@@ -29,7 +29,9 @@ class Traced:
         self.exporter = OTLPSpanExporter(endpoint=self.endpoint, headers=self.headers, timeout=10)
         self.copy = InMemorySpanExporter()
         self.provider = TracerProvider(resource=Resource.create({"service.name": "coach-notes"}))
-        self.provider.add_span_processor(BatchSpanProcessor(self.exporter, max_export_batch_size=512))
+        self.provider.add_span_processor(
+            BatchSpanProcessor(self.exporter, max_export_batch_size=512)
+        )
         self.provider.add_span_processor(SimpleSpanProcessor(self.copy))
         self.tracer: Tracer = self.provider.get_tracer("tests.otlp")
 

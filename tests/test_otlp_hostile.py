@@ -50,9 +50,7 @@ def _request(*spans: Span) -> bytes:
     return request.SerializeToString()
 
 
-def _post(
-    server: LiveServer, body: bytes, ctype: str = PROTOBUF, **headers: str
-) -> httpx.Response:
+def _post(server: LiveServer, body: bytes, ctype: str = PROTOBUF, **headers: str) -> httpx.Response:
     sent = {**server.headers(server.ingest_token), "Content-Type": ctype, **headers}
     answer = httpx.post(f"{server.url}{URL}", content=body, headers=sent, timeout=30)
     assert answer.status_code < 500, answer.text[:300]
@@ -124,8 +122,8 @@ def test_json_with_bad_ids_or_times_is_a_partial_success(server: LiveServer, bad
     good = json_span("ab" * 16, "cd" * 8, "", "ok", start, start + 1_000_000,
                      {"voicewatch.event_type": "draft_confirmed",
                       "voicewatch.artifact_id": "art_json_ok"})  # fmt: skip
-    answer = _post(server, json_body([{**good, **bad, "spanId": bad.get("spanId", "ef" * 8)}, good]),
-                   "application/json")  # fmt: skip
+    broken = {**good, **bad, "spanId": bad.get("spanId", "ef" * 8)}
+    answer = _post(server, json_body([broken, good]), "application/json")
     assert answer.status_code == 200
     partial = answer.json()["partialSuccess"]
     assert partial["rejectedSpans"] == "1", partial

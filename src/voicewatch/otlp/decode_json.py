@@ -121,7 +121,8 @@ def _exception(events: Any) -> dict[str, Any]:
 def _span(raw: Any, defaults: dict[str, Any]) -> Span:
     if not isinstance(raw, dict):
         raise _BadSpan("a span must be an object")
-    status = raw.get("status") if isinstance(raw.get("status"), dict) else {}
+    found = raw.get("status")
+    status: dict[str, Any] = found if isinstance(found, dict) else {}
     code = _int(status.get("code", 0)) or 0
     message = status.get("message") or ""
     name = raw.get("name") or ""
