@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from voicewatch.otlp.spans import GENAI_KEYS
 from voicewatch.pipeline import costs
 
 _MODEL_KEYS = (
@@ -79,7 +80,7 @@ def _tokens(attributes: dict[str, Any], keys: tuple[str, ...], name: str) -> int
 
 def is_genai(attributes: dict[str, Any]) -> bool:
     """True when the span describes an AI call (it names a GenAI operation, model or usage)."""
-    return any(key.startswith(("gen_ai.", "llm.")) for key in attributes)
+    return not GENAI_KEYS.isdisjoint(attributes)
 
 
 def call_of(attributes: dict[str, Any]) -> Call:

@@ -20,12 +20,14 @@ whose cost is added to the closing event of the nearest span (itself or an
 ancestor) that made events, as the pipeline adds a stage's AI cost to its
 completion event's ``metadata.ai_cost``.
 
-Event ids are ``otlp.<trace id>.<span id>.<start|end>``: an exporter's retry
-gives the same ids, hence duplicates. The artifact's lifecycle events
-(received, completed, failed) are keyed by the trace and the artifact instead
-of a span (``otlp.<trace id>.a<hash>.<kind>``), so an artifact has at most one
-of each per trace however many spans report it (a failing stage and the
-artifact span that the exception goes through both say ``artifact_failed``).
+Event ids are ``otlp.<span start, ms, hex>.<trace id>.<span id>.<start|end>``:
+an exporter's retry gives the same ids, hence duplicates (the start time leads
+so that ids arrive in about time order: random ids cost the unique index).
+The artifact's lifecycle events (received, completed, failed) are keyed by
+the trace and the artifact instead of a span (``otlp.<trace id>.a<hash>.<kind>``),
+so an artifact has at most one of each per trace however many spans report
+it (a failing stage and the artifact span that the exception goes through
+both say ``artifact_failed``).
 """
 
 from __future__ import annotations
@@ -86,6 +88,10 @@ class _Context:
     depth: int
 
 
+#: The context above a span whose parent is not in the request (never changed).
+_TOP = _Context({}, False, None, -1)
+
+
 def _role(span: Span, artifact_above: bool) -> str:
     attrs = span.attributes
     stage = attrs.get("voicewatch.pipeline_stage")
@@ -118,13 +124,15 @@ def _error_fields(span: Span) -> dict[str, Any]:
     }
 
 
-def _metadata(span: Span) -> dict[str, Any]:
+_METADATA_ATTRS = tuple((f"voicewatch.{key}", key) for key in model.METADATA_FIELDS)
+
+
+def _metadata(span: Span) -> dict[str, Any] | None:
     attrs = span.attributes
-    return {
-        key: attrs[f"voicewatch.{key}"]
-        for key in model.METADATA_FIELDS
-        if attrs.get(f"voicewatch.{key}") is not None
-    }
+    if len(attrs) <= len(IDENTITY) + 2 and not any(a in attrs for a, _ in _METADATA_ATTRS):
+        return None  # the common stage span: identity, stage, no metadata
+    found = {key: attrs[attr] for attr, key in _METADATA_ATTRS if attrs.get(attr) is not None}
+    return found or None
 
 
 class _Builder:
@@ -142,9 +150,10 @@ class _Builder:
         return event
 
     def finish(self) -> Mapped:
-        for _, key, event in sorted(self._pending, key=lambda item: item[0]):
-            self.out.events.append({k: v for k, v in event.items() if v is not None})
-            self.out.event_spans.append(key)
+        # None values are fine as they are: the validator reads None as "absent".
+        self._pending.sort(key=lambda item: item[0])
+        self.out.events = [event for _, _, event in self._pending]
+        self.out.event_spans = [key for _, key, _ in self._pending]
         return self.out
 
 
@@ -152,7 +161,10 @@ def _events_of(span: Span, role: str, ctx: _Context, build: _Builder) -> dict[st
     """Add ``span``'s events; returns its closing event (the carrier of AI cost), if any."""
     start_ms, end_ms = span.start_ns // 1_000_000, span.end_ns // 1_000_000
     base = {**ctx.identity}
-    prefix = f"otlp.{span.trace_id}.{span.span_id}"
+    # The span's start (ms, hex) leads so that ids arrive in about time order and land
+    # at one end of the unique index, as the SDK's do; it is the span's own, so a
+    # retry of the span gives the same id.
+    prefix = f"otlp.{start_ms:011x}.{span.trace_id}.{span.span_id}"
     failed = span.status_code == STATUS_ERROR
     artifact_id = ctx.identity.get("artifact_id")
     timed = {
@@ -160,7 +172,7 @@ def _events_of(span: Span, role: str, ctx: _Context, build: _Builder) -> dict[st
         "stage_completed_at": end_ms,
         "duration_ms": round((span.end_ns - span.start_ns) / 1_000_000, 3),
         "timestamp": end_ms,
-        "metadata": _metadata(span) or None,
+        "metadata": _metadata(span),
     }
     if role in ("ingestion", "artifact"):
         build.add(
@@ -264,7 +276,7 @@ def map_spans(spans: list[Span]) -> Mapped:
         if span.key in contexts:
             continue  # the same span twice in one request: the first one counts
         ctx = _context_of(span, by_key, contexts, build)
-        if genai.is_genai(span.attributes):
+        if span.is_genai:
             calls.append((span, ctx))
     for span, ctx in calls:
         if span.key in out.rejected:
@@ -303,6 +315,10 @@ def _context_of(
     build: _Builder,
 ) -> _Context:
     """The span's context, working out its ancestors' first (and their events) as needed."""
+    parent_id = span.parent_span_id
+    if not parent_id or (span.trace_id, parent_id) not in by_key:
+        ctx = contexts[span.key] = _enter(span, _TOP, build)  # the common case: no parent here
+        return ctx
     chain: list[Span] = []
     seen: set[tuple[str, str]] = set()
     current: Span | None = span
@@ -315,7 +331,7 @@ def _context_of(
         current = by_key.get((current.trace_id, parent)) if parent else None
     above = contexts.get(current.key) if current is not None else None
     if above is None:
-        above = _Context({}, False, None, -1)
+        above = _TOP
     for item in reversed(chain):
         above = _enter(item, above, build)
         contexts[item.key] = above
@@ -332,7 +348,7 @@ def _enter(span: Span, parent: _Context, build: _Builder) -> _Context:
     if problem is not None:
         build.out.rejected[span.key] = problem
     elif role == "none":
-        if not genai.is_genai(span.attributes):
+        if not span.is_genai:
             build.out.unmapped += 1
     else:
         closing = _events_of(span, role, ctx, build)

@@ -59,10 +59,14 @@ class Span:
     attributes: dict[str, Any] = field(default_factory=dict)
     #: the first ``exception`` event's ``exception.message`` / ``exception.type``
     exception: dict[str, Any] = field(default_factory=dict)
+    #: ``(trace_id, span_id)``, made once: the mapping looks spans up by it many times
+    key: tuple[str, str] = field(init=False)
+    #: it carries a GenAI attribute (an AI call: see genai.py)
+    is_genai: bool = field(init=False)
 
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.trace_id, self.span_id)
+    def __post_init__(self) -> None:
+        self.key = (self.trace_id, self.span_id)
+        self.is_genai = not GENAI_KEYS.isdisjoint(self.attributes)
 
 
 @dataclass
