@@ -161,3 +161,36 @@ def test_partial_success_tells_which_spans_were_refused(live_server: LiveServer)
     assert "2 span(s) refused" in partial["errorMessage"]
     assert "spanId must be 16 hex digits" in partial["errorMessage"]
     assert _types(live_server, "art_part") == ["transcription_started", "transcription_completed"]
+
+
+def test_span_events_reach_the_live_feed_and_the_alerts(sqlite_server: LiveServer) -> None:
+    """What lands from OTLP shows up where native events do: the stream and the alerts."""
+    import json as jsonlib
+
+    from voicewatch import alerts
+    from voicewatch.notify import Notifier
+
+    server = sqlite_server
+    timeout = httpx.Timeout(10.0, read=5.0)
+    with (
+        httpx.Client(base_url=server.url, headers=server.headers(), timeout=timeout) as client,
+        client.stream("GET", "/api/v1/stream") as response,
+    ):
+        lines = (ln for ln in response.iter_lines() if ln.startswith("data:"))
+        stream = (jsonlib.loads(ln[5:]) for ln in lines)
+        next(stream)  # the hello
+        start = time.time_ns() - 5_000_000_000
+        for n in range(6):  # six notes failing at claims extraction: a failure-rate alert
+            body = json_pipeline(f"art_live_{n}", "org_live", start + n * 10**8, fail=True)
+            assert _post_json(server, body, gzipped=False).status_code == 200
+        deadline = time.monotonic() + 5
+        seen: set[str] = set()
+        for message in stream:
+            if message["type"] == "event" and message["event"]["artifact_id"] == "art_live_5":
+                seen.add(message["event"]["event_type"])
+            if "claims_extraction_failed" in seen:
+                break
+            assert time.monotonic() < deadline, f"not in the live feed in time: {seen}"
+    report = alerts.check_health(server.engine, notifier=Notifier(stream=None))
+    kinds = {a["alert_kind"] for a in report.raised}
+    assert "high_failure_rate" in kinds, report
