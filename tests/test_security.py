@@ -48,7 +48,7 @@ SECRET = "test-secret-for-sessions"
 #: Open to everyone (DESIGN.md "Access"): login, logout, liveness.
 OPEN = {("GET", "/login"), ("POST", "/login"), ("POST", "/logout"), ("GET", "/api/v1/health")}
 #: Ingest or staff.
-INGEST = {("POST", "/api/v1/events"), ("POST", "/api/v1/artifacts")}
+INGEST = {("POST", "/api/v1/events"), ("POST", "/api/v1/artifacts"), ("POST", "/v1/traces")}
 #: Routes the enumeration must find, so that it can never pass by finding none.
 KNOWN = {
     ("GET", "/api/v1/events"),

@@ -59,6 +59,8 @@ class Settings:
     #: larger batches keep its share of SQLite's write lock (and of the stage's
     #: time) small; events still reach the dashboard within this delay
     emit_flush_ms: int = 250
+    #: largest OTLP body once decompressed (a gzip bomb stops here, see otlp/gunzip.py)
+    otlp_max_decoded_bytes: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if not self.queue_url:
@@ -99,6 +101,9 @@ class Settings:
             "secure_cookies": os.environ.get("VOICEWATCH_SECURE_COOKIES", "")
             in ("1", "true", "yes"),
             "emit_flush_ms": _env_int("VOICEWATCH_EMIT_FLUSH_MS", 250),
+            "otlp_max_decoded_bytes": _env_int(
+                "VOICEWATCH_OTLP_MAX_DECODED_BYTES", 16 * 1024 * 1024
+            ),
         }
         values.update({k: v for k, v in overrides.items() if v is not None and v != ""})
         return cls(**values)  # type: ignore[arg-type]
@@ -126,4 +131,5 @@ ENV_VARS: tuple[str, ...] = (
     "VOICEWATCH_BREAKER_COOLDOWN_MS",
     "VOICEWATCH_STAGE_DELAY_MS",
     "VOICEWATCH_EMIT_FLUSH_MS",
+    "VOICEWATCH_OTLP_MAX_DECODED_BYTES",
 )
