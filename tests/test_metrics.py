@@ -588,10 +588,10 @@ def test_same_figures_when_the_database_cannot_bucket(
     story: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without SQL ln() (SQLite built without math functions) durations are bucketed in Python."""
-    from voicewatch import snapshots
+    from voicewatch.metrics import period
 
     in_sql = metrics.period_totals(story, D0, D1)
-    monkeypatch.setitem(snapshots._HAS_LN, str(story.url), False)
+    monkeypatch.setitem(period._HAS_LN, str(story.url), False)
     in_python = metrics.period_totals(story, D0, D1)
     assert set(in_sql) == set(in_python) == {"", "org_a", "org_b", "org_c"}
     for scope, totals in in_sql.items():
