@@ -44,7 +44,3 @@ def alerts_state(engine: Engine) -> dict[str, Any]:
     """The active alerts (for the stream's change detection) and their count."""
     active = alerts.list_alerts(engine, state="active", limit=500)
     return {"active": active, "active_count": len(active)}
-
-
-def get_alert(engine: Engine, alert_id: int) -> dict[str, Any] | None:
-    return alerts.get_alert(engine, alert_id)

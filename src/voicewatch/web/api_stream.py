@@ -37,6 +37,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Engine
 
+from voicewatch import alerts
 from voicewatch.alerts import notify
 from voicewatch.auth import Principal
 from voicewatch.dashboard import stream as reads
@@ -179,7 +180,7 @@ class LiveHub:
             active_ids.add(alert["id"])
             self._see(alert)
         for gone in [i for i in self._known if i not in active_ids]:
-            alert = await run_in_threadpool(reads.get_alert, self.engine, gone)
+            alert = await run_in_threadpool(alerts.get_alert, self.engine, gone)
             if alert is None:
                 self._known.pop(gone, None)
                 self.active_count = len(self._known)
