@@ -560,6 +560,9 @@ def test_list_alerts_filters_newest_first(engine: Engine) -> None:
     assert kinds(state="all", kind="queue_depth") == ["queue_depth"]
     assert kinds(state="all", since=NOW + 1000) == ["disambiguation_backlog", "queue_depth"]
     assert kinds(state="all", limit=1) == ["disambiguation_backlog"]
+    assert kinds(state="all", until=NOW + 3000) == ["queue_depth", "circuit_breaker_open"]
+    assert kinds(state="all", since=NOW + 1000, until=NOW + 1001) == ["queue_depth"]
+    assert alerts.count_active(engine) == len(kinds())
     with pytest.raises(ValueError, match="unknown state"):
         alerts.list_alerts(engine, state="open")
     with pytest.raises(ValueError, match="unknown severity"):

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-from factories import make_events
 from prometheus_client.parser import text_string_to_metric_families
 
+from factories import make_events
 from voicewatch import alerts
 from voicewatch.alerts import AlertKind, AlertThresholds, rules
 from voicewatch.alerts.notify import Notifier

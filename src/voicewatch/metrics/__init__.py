@@ -73,6 +73,7 @@ from voicewatch.metrics.live import (
 from voicewatch.metrics.retention import cleanup, delete_in_batches
 from voicewatch.metrics.samples import (
     CONFIDENCE_SAMPLE,
+    MAX_COST_ARTIFACTS,
     artifact_costs,
     confidence_histogram,
     error_breakdown,
@@ -84,6 +85,7 @@ __all__ = [
     "CONFIDENCE_SAMPLE",
     "HEALTH",
     "IN_FLIGHT",
+    "MAX_COST_ARTIFACTS",
     "RANGES",
     "REALTIME_WINDOW_MINUTES",
     "STAGES",
