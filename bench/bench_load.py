@@ -75,8 +75,8 @@ from factories import BASE_MS, make_traffic
 from voicewatch.clock import now_ms
 from voicewatch.events import AI_COST, NOT_COST_BEARING, STAGE_LATENCY
 from voicewatch.histogram import index_of
+from voicewatch.metrics.totals import COMPLETION_STAGE
 from voicewatch.simulate_notes import DEMO_CLUBS, make_note
-from voicewatch.snapshots import COMPLETION_STAGE
 from voicewatch.store import make_engine, migrate
 from voicewatch.store.tables import PLATFORM, voice_note_artifacts
 from voicewatch.store.tables import voice_pipeline_counters as counters_t

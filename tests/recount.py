@@ -16,8 +16,8 @@ from voicewatch.clock import hour_start, minute_start, now_ms
 from voicewatch.events import AI_COST, E2E_LATENCY, NOT_COST_BEARING, STAGE_LATENCY
 from voicewatch.histogram import index_of
 from voicewatch.metrics import aggregate_hour
+from voicewatch.metrics.totals import COMPLETION_STAGE
 from voicewatch.otlp.figures import UNMAPPED
-from voicewatch.snapshots import COMPLETION_STAGE
 from voicewatch.store.tables import PLATFORM
 from voicewatch.store.tables import voice_pipeline_counters as counters_t
 from voicewatch.store.tables import voice_pipeline_events as events_t

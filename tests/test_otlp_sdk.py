@@ -168,7 +168,7 @@ def test_span_events_reach_the_live_feed_and_the_alerts(sqlite_server: LiveServe
     import json as jsonlib
 
     from voicewatch import alerts
-    from voicewatch.notify import Notifier
+    from voicewatch.alerts.notify import Notifier
 
     server = sqlite_server
     timeout = httpx.Timeout(10.0, read=5.0)

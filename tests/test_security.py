@@ -28,9 +28,9 @@ from conftest import STAFF_EMAIL, STAFF_PASSWORD, LiveServer
 from pipeline_helpers import make_pipeline
 from voicewatch import alerts
 from voicewatch.alerts import AlertThresholds
+from voicewatch.alerts.notify import AlertStream, Notifier
 from voicewatch.auth import create_staff, create_token, revoke_token
 from voicewatch.clock import now_ms
-from voicewatch.notify import AlertStream, Notifier
 from voicewatch.pipeline import repository as repo
 from voicewatch.store import write_transaction
 from voicewatch.store.tables import (

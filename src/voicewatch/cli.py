@@ -409,9 +409,10 @@ def check_health(ctx: typer.Context) -> None:
 
     Example: voicewatch check-health
     """
-    from voicewatch import alerts, notify
+    from voicewatch import alerts
+    from voicewatch.alerts import notify
 
-    report = alerts.check_health(engine_of(ctx))
+    report = alerts.check_health(engine_of(ctx), thresholds=settings_of(ctx).alert_thresholds)
     for line in report.lines():
         typer.echo(line)
     notify.default_notifier().flush(timeout=10)

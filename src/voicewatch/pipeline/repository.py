@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,20 +83,6 @@ def organization_exists(engine: Engine, organization_id: str) -> bool:
             ).first()
             is not None
         )
-
-
-def organization_names(engine: Engine, organization_ids: Iterable[str]) -> dict[str, str]:
-    """Names of many organizations in one query (never one query per organization)."""
-    ids = sorted({i for i in organization_ids if i})
-    if not ids:
-        return {}
-    with read_connection(engine) as conn:
-        rows = conn.execute(
-            select(organizations.c.organization_id, organizations.c.name).where(
-                organizations.c.organization_id.in_(ids)
-            )
-        )
-        return {r.organization_id: r.name for r in rows}
 
 
 def ensure_coach(engine: Engine, coach_user_id: str, organization_id: str, name: str = "") -> None:

@@ -11,8 +11,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
 
-from voicewatch import artifacts, model
+from voicewatch import model
 from voicewatch.auth import Principal
+from voicewatch.dashboard import records as artifacts
 from voicewatch.pipeline.audio_store import MAX_AUDIO_BYTES, UploadError, store_upload
 from voicewatch.pipeline.repository import RecordError
 from voicewatch.web.body import parse_json, read_limited, require_json_content_type
