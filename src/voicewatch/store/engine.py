@@ -10,6 +10,9 @@ lock. PostgreSQL goes through psycopg 3.
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +20,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
+
+from voicewatch.store import write_stats
 
 #: Page size of new SQLite stores (see ``_configure_sqlite``).
 SQLITE_PAGE_SIZE = 4096
@@ -94,12 +99,38 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, plain on PostgreSQL."""
+    """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, plain on PostgreSQL.
+
+    How long it held the lock (from ``BEGIN`` returning to the end of the
+    commit) goes to ``write_stats``, which keeps this process's longest.
+    """
     with engine.connect() as conn:
         if is_sqlite(engine):
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
         with conn.begin():
-            yield conn
+            held_from = time.perf_counter()
+            try:
+                yield conn
+            except BaseException:
+                held_from = -1.0  # rolled back: not a transaction that wrote
+                raise
+        if held_from >= 0:
+            held_ms = (time.perf_counter() - held_from) * 1000
+            if held_ms > write_stats.longest()["ms"]:
+                write_stats.record(held_ms, _caller())
+            else:
+                write_stats.record(held_ms, "")
+
+
+def _caller() -> str:
+    """``module.function`` of the code that opened the write transaction."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename in (__file__, contextlib.__file__):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return "?"
+    module = frame.f_globals.get("__name__", "?")
+    return f"{module}.{frame.f_code.co_name}"
 
 
 @contextmanager
