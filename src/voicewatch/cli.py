@@ -183,9 +183,8 @@ def serve(
     """
     import uvicorn
 
-    from voicewatch.web.app import create_app
-
     from voicewatch.pipeline.runtime import build_context
+    from voicewatch.web.app import create_app
 
     settings = settings_of(ctx)
     web = create_app(settings)  # migrates the store (once, under its lock) before listening
