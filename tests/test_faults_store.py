@@ -33,7 +33,7 @@ from voicewatch.pipeline import audio
 from voicewatch.simulate import seed_demo_clubs
 from voicewatch.simulate_notes import DEMO_CLUBS
 from voicewatch.store import open_store
-from voicewatch.store.migrate import _heads
+from voicewatch.store.migrate import MIGRATIONS_DIR
 from voicewatch.store.tables import voice_note_artifacts as artifacts_t
 
 COACHES = [(club.organization_id, coach) for club in DEMO_CLUBS for coach in club.coaches]
@@ -188,6 +188,15 @@ def _prepared_store(db_url: str) -> tuple[Engine, str]:
     engine = open_store(db_url)
     seed_demo_clubs(engine)
     return engine, create_token(engine, scope="ingest", name="faults")
+
+
+def _heads() -> set[str]:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return set(ScriptDirectory.from_config(cfg).get_heads())
 
 
 # --- SQLite's write lock held by another process ---------------------------------------------
@@ -348,7 +357,7 @@ def test_two_servers_and_two_workers_starting_at_once_on_a_fresh_postgresql(
         assert _all_done(engine, ids, 180) == Counter({"completed": 16})
         with engine.connect() as conn:
             versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
-            assert set(versions) == set(_heads())  # migrated once, to head
+            assert set(versions) == _heads()  # migrated once, to head
             assert conn.execute(select(func.count()).select_from(artifacts_t)).scalar() == 16
     finally:
         stack.stop()
