@@ -24,7 +24,15 @@ from typing import Any
 
 _lock = threading.Lock()
 _longest: dict[str, Any] = {"ms": 0.0, "where": "", "count": 0}
-_process = Path(sys.argv[0]).name or "python"
+
+
+def _guess_process() -> str:
+    """``serve`` for ``voicewatch serve ...``: the first word after the program's name."""
+    words = [a for a in sys.argv[1:] if not a.startswith("-")]
+    return words[0] if words else (Path(sys.argv[0]).name or "python")
+
+
+_process = _guess_process()
 
 
 def name_process(name: str) -> None:
