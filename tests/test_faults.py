@@ -50,6 +50,7 @@ from voicewatch.simulate_notes import DEMO_CLUBS, make_note
 from voicewatch.store import open_store
 from voicewatch.store.tables import PLATFORM
 from voicewatch.store.tables import voice_note_artifacts as artifacts_t
+from voicewatch.store.transient import WEB_RETRY
 
 
 def _worker(settings: Settings, log: Path, **env: str) -> subprocess.Popen[bytes]:
@@ -249,16 +250,19 @@ def _status_lines(log: Path, status: int) -> int:
 
 # --- PostgreSQL restarted under the server ------------------------------------------------------
 
-PG_OUTAGE_S = 3.0
+#: Longer than a request's own retries (``WEB_RETRY``: 3 s of backoff), so the
+#: outage is felt as 503s, not only as slower answers.
+PG_OUTAGE_S = WEB_RETRY.total_s() + 2.0
 
 
 def test_postgresql_restarted_while_the_sdk_streams_to_the_server(
     private_postgres: PrivatePostgres, tmp_path: Path
 ) -> None:
-    """Stop PostgreSQL for 3 s and start it again while events stream in over HTTP.
+    """Stop PostgreSQL for 5 s and start it again while events stream in over HTTP.
 
     The server is never restarted: its pool (pre-ping) finds the dead
-    connections and reconnects; meanwhile it answers 503 and the SDK retries.
+    connections and reconnects; meanwhile each request retries its write for
+    about 3 s, then answers 503, and the SDK retries.
     A batch committed just as the connection died is resent and skipped as a
     duplicate, so each event is stored once and counted once.
     """
