@@ -251,14 +251,16 @@ def test_a_lock_after_the_claim_is_retried_in_place_without_running_the_stage_ag
     queue_stack: tuple[Any, Path, CountingTranscriber], caplog: pytest.LogCaptureFixture
 ) -> None:
     ctx, db, counting = queue_stack
-    ctx.stage_delay_ms = {"transcription": 400}  # claimed, then busy for 0.4 s
+    # Claimed, then busy for 1.5 s: time enough to take the lock before its
+    # transcript's transaction, even on a loaded machine.
+    ctx.stage_delay_ms = {"transcription": 1500}
     caplog.set_level(logging.INFO, "voicewatch")
     artifact_id = _note(ctx)
     assert _wait_status(ctx.engine, artifact_id, {"transcribing"}, 30) == "transcribing"
     with sqlite_write_lock(db) as release:  # the transcript's transaction meets it
-        threading.Timer(1.5, release.set).start()
+        threading.Timer(2.5, release.set).start()
         assert _wait_status(ctx.engine, artifact_id, {"completed", "failed"}, 60) == "completed"
-    assert "store the transcript: transient store error" in caplog.text
+    assert f"{artifact_id} (attempt 0): store the transcript: transient store error" in caplog.text
     assert "the queue retries it" not in caplog.text  # never back to the queue after the claim
     assert counting.calls == [artifact_id]
 
