@@ -77,9 +77,13 @@ def _wait_for(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def
     return False
 
 
-def test_a_worker_killed_mid_stage_is_detected_and_the_retry_completes(tmp_path: Path) -> None:
+def test_a_worker_killed_mid_stage_is_detected_and_the_retry_completes(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'vw.db'}")
+    previous_queue = tasks._queue_url
     tasks.use_queue(settings.queue_url)
+    request.addfinalizer(lambda: tasks.use_queue(previous_queue))  # for the tests after
     ctx = runtime.build_context(settings)
     seed_demo_clubs(ctx.engine)
     log = tmp_path / "worker.log"

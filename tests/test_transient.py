@@ -189,7 +189,7 @@ def queue_stack(tmp_path: Path) -> Iterator[tuple[Any, Path, CountingTranscriber
         consumer.stop(graceful=True)
         ctx.monitor.close(timeout=10)
         tasks.use_queue(previous_queue)
-        runtime.install(None)  # type: ignore[arg-type]
+        runtime.install(None)
 
 
 def _status(engine: Engine, artifact_id: str) -> str:

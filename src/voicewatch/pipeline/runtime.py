@@ -58,8 +58,12 @@ def context() -> PipelineContext:
         return _context
 
 
-def install(ctx: PipelineContext) -> None:
-    """Make ``ctx`` this process's context (for processes that build their own: demo, tests)."""
+def install(ctx: PipelineContext | None) -> None:
+    """Make ``ctx`` this process's context (for processes that build their own: demo, tests).
+
+    ``None`` forgets it, so the next ``context()`` builds one from the environment
+    (a test cleaning up after itself).
+    """
     global _context
     with _lock:
         _context = ctx
