@@ -288,3 +288,29 @@ def test_a_lock_that_outlasts_the_retries_fails_the_note_with_the_reason(
     assert row is not None and row["error_code"] == "store_unavailable"
     assert "database is locked" in row["error_message"] and "2 retries" in row["error_message"]
     assert counting.calls == []  # never claimed, never transcribed
+
+
+def test_a_periodic_job_that_meets_the_lock_before_its_claim_is_retried_by_the_queue(
+    queue_stack: tuple[Any, Path, CountingTranscriber], caplog: pytest.LogCaptureFixture
+) -> None:
+    from sqlalchemy import select
+
+    from voicewatch.store.tables import job_runs
+
+    ctx, db, _counting = queue_stack
+    caplog.set_level(logging.INFO, "voicewatch")
+    with sqlite_write_lock(db):
+        tasks.huey.execute(tasks.check_health_task.s())  # here, at once: its claim meets the lock
+        assert "health check: transient store error" in caplog.text
+        assert "the queue retries it in 0.5 s (1 of 8)" in caplog.text
+
+    # The consumer's scheduler runs the retry; it claims the slot and runs the rules.
+    def ran() -> bool:
+        with ctx.engine.connect() as conn:
+            rows = conn.execute(select(job_runs).where(job_runs.c.job == "check_health")).all()
+        return len(rows) == 1 and rows[0].finished_at is not None
+
+    deadline = time.monotonic() + 30
+    while not ran() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ran()
