@@ -132,7 +132,7 @@ def _caller() -> str:
     if frame is None:
         return "?"
     module = frame.f_globals.get("__name__", "?")
-    return f"{module}.{frame.f_code.co_name}"
+    return f"{module}.{frame.f_code.co_qualname}"
 
 
 @contextmanager
