@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from voicewatch.clock import now_ms
 from voicewatch.model import ArtifactStatus
@@ -86,21 +87,25 @@ def organization_exists(engine: Engine, organization_id: str) -> bool:
 
 
 def ensure_coach(engine: Engine, coach_user_id: str, organization_id: str, name: str = "") -> None:
-    """Make sure a coach exists (coaches are created on first note)."""
+    """Make sure a coach exists (coaches are created on first note).
+
+    An insert that ignores a conflict, not "select, then insert": a coach's
+    first notes may arrive together at two servers (PostgreSQL runs both
+    transactions at once; the loser of a select-then-insert got a 500).
+    """
     with write_transaction(engine) as conn:
-        found = conn.execute(
-            select(users.c.user_id).where(users.c.user_id == coach_user_id)
-        ).first()
-        if not found:
-            conn.execute(
-                users.insert().values(
-                    user_id=coach_user_id,
-                    name=name or coach_user_id,
-                    role="coach",
-                    organization_id=organization_id,
-                    created_at=now_ms(),
-                )
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        conn.execute(
+            dialect.insert(users)
+            .values(
+                user_id=coach_user_id,
+                name=name or coach_user_id,
+                role="coach",
+                organization_id=organization_id,
+                created_at=now_ms(),
             )
+            .on_conflict_do_nothing(index_elements=["user_id"])
+        )
 
 
 # --- rosters ---------------------------------------------------------------------------
