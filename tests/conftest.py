@@ -122,6 +122,7 @@ class LiveServer:
         from voicewatch.auth import create_token
         from voicewatch.config import Settings
         from voicewatch.web.app import create_app
+        from voicewatch.web.serving import server_options
 
         self.settings = Settings(database_url=db_url, **settings)  # type: ignore[arg-type]
         self.app = create_app(self.settings)
@@ -132,7 +133,9 @@ class LiveServer:
         self._sock.bind(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            self.app, log_level="warning", lifespan="on", **server_options(self.settings)
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True

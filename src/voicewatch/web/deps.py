@@ -23,6 +23,9 @@ def current_principal(request: Request) -> Principal | None:
     """The bearer token's principal, else the signed-in session's, else None."""
     header = request.headers.get("authorization", "")
     if header:
+        checked = getattr(request.state, "token_principal", None)  # by EarlyAuth
+        if isinstance(checked, Principal):
+            return checked
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(401, "use 'Authorization: Bearer <token>'", headers=_challenge())
