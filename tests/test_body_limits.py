@@ -111,7 +111,9 @@ def _send_huge(
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
     lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{server.port}"]
     lines += [f"{k}: {v}" for k, v in head.items()]
-    lines.append(f"Content-Length: {declare}" if declare is not None else "Transfer-Encoding: chunked")
+    lines.append(
+        f"Content-Length: {declare}" if declare is not None else "Transfer-Encoding: chunked"
+    )
     sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
     sent = 0
     answer = b""
@@ -181,8 +183,10 @@ def test_a_200_mb_anonymous_upload_is_refused_before_it_is_read(
     assert sent < HUGE // 4, sent  # the client was stopped early (kernel buffers aside)
     assert list(tmp_spool.iterdir()) == [] and _open_fds_to_deleted_files() == 0
     assert not (tmp_path / "audio").exists() or list((tmp_path / "audio").iterdir()) == []
-    print(f"\nanonymous upload ({'declared' if declared else 'chunked'}): status {status}, "
-          f"server read 0 bytes, client managed to send {sent:,} of {HUGE:,}")
+    print(
+        f"\nanonymous upload ({'declared' if declared else 'chunked'}): status {status}, "
+        f"server read 0 bytes, client managed to send {sent:,} of {HUGE:,}"
+    )
 
 
 def test_a_200_mb_upload_with_a_token_stops_at_the_limit(
@@ -198,8 +202,10 @@ def test_a_200_mb_upload_with_a_token_stops_at_the_limit(
     assert b"connection: close" in answer.lower()
     assert list(tmp_spool.iterdir()) == [] and _open_fds_to_deleted_files() == 0
     assert not (tmp_path / "audio").exists() or list((tmp_path / "audio").iterdir()) == []
-    print(f"\nchunked 200 MB upload with a token: 413 after the server read {read:,} bytes "
-          f"(limit {UPLOAD_MAX_BYTES:,}); client sent {sent:,}")
+    print(
+        f"\nchunked 200 MB upload with a token: 413 after the server read {read:,} bytes "
+        f"(limit {UPLOAD_MAX_BYTES:,}); client sent {sent:,}"
+    )
 
 
 @pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
@@ -216,8 +222,10 @@ def test_a_200_mb_anonymous_login_body_is_refused_at_the_form_limit(
     read = shim.last("/login")
     assert read == 0 if declared else read <= FORM_MAX_BYTES + SOCKET_READ, read
     assert list(tmp_spool.iterdir()) == [] and _open_fds_to_deleted_files() == 0
-    print(f"\nanonymous 200 MB /login ({'declared' if declared else 'chunked'}): 413 after "
-          f"the server read {read:,} bytes (limit {FORM_MAX_BYTES:,}); client sent {sent:,}")
+    print(
+        f"\nanonymous 200 MB /login ({'declared' if declared else 'chunked'}): 413 after "
+        f"the server read {read:,} bytes (limit {FORM_MAX_BYTES:,}); client sent {sent:,}"
+    )
 
 
 def _flatten(parts: Iterator[bytes]) -> Iterator[bytes]:

@@ -70,8 +70,9 @@ def test_rotating_x_forwarded_for_from_loopback_is_still_throttled(
     server, _ = throttled
     browser = Browser(server)
     codes = [
-        browser.login(f"user{i}@x.test", "wrong", **{"X-Forwarded-For": f"203.0.113.{i}"})
-        .status_code
+        browser.login(
+            f"user{i}@x.test", "wrong", **{"X-Forwarded-For": f"203.0.113.{i}"}
+        ).status_code
         for i in range(20)
     ]
     browser.close()
