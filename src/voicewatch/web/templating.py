@@ -86,13 +86,12 @@ def fmt_pct(rate: float | None) -> str:
 
 
 def path_segment(value: object) -> str:
-    """An id as one URL path segment: every ``/``, ``?``, ``#``, ``%`` and ``.`` escaped.
+    """An id as one URL path segment: ``/``, ``?``, ``#`` and ``%`` escaped.
 
     Jinja's ``urlencode`` keeps ``/``, so ``/artifacts/{{ id|urlencode }}`` with the
-    id ``../../events`` would link elsewhere; ``.`` is escaped too so that an id of
-    ``..`` stays a name, not a step up.
+    id ``../../events`` would link to ``/events``; here it stays one segment.
     """
-    return quote(str(value), safe="").replace(".", "%2E")
+    return quote(str(value), safe="")
 
 
 def event_kind(event_type: str) -> str:
