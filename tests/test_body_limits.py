@@ -10,6 +10,7 @@ arrives.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import socket
@@ -136,10 +137,8 @@ def _send_huge(
             answer += data
     except (BrokenPipeError, ConnectionResetError):
         sock.settimeout(2)
-        try:
+        with contextlib.suppress(OSError):
             answer += sock.recv(65536)
-        except OSError:
-            pass
     finally:
         sock.close()
     status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
@@ -312,3 +311,34 @@ def test_a_stalled_body_is_answered_408(impatient: LiveServer) -> None:
     sock.close()
     assert closed and answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert elapsed < 2.5, elapsed
+
+
+@pytest.mark.parametrize(
+    ("audio", "status"),
+    [
+        (b"RIFF\x24\x00\x00\x00WAVE" + b"\0" * (25 * 1024 * 1024 + 100_000), 413),
+        (b"<html>not audio</html>" * 100, 422),
+        (b"", 422),
+    ],
+    ids=["over 25 MB inside the body cap", "not audio", "empty"],
+)
+def test_a_refused_upload_leaves_no_file_behind(
+    counted: tuple[LiveServer, CountingShim], tmp_path: Path, audio: bytes, status: int
+) -> None:
+    import httpx
+
+    from voicewatch.pipeline import repository as repo
+
+    server, _ = counted
+    repo.upsert_organization(server.engine, "org_x", "X")
+    sent = httpx.post(
+        f"{server.url}/api/v1/artifacts",
+        data={"organization_id": "org_x", "coach_user_id": "coach_1"},
+        files={"audio": ("n.wav", audio, "audio/wav")},
+        headers=server.headers(server.ingest_token),
+        timeout=60,
+    )
+    assert sent.status_code == status, sent.text
+    audio_dir = tmp_path / "audio"
+    assert not audio_dir.exists() or list(audio_dir.iterdir()) == []
+    assert _open_fds_to_deleted_files() == 0

@@ -130,7 +130,7 @@ def test_staff_tokens_and_the_pipelines_own_writes_are_not_refused(
     wired: tuple[LiveServer, Any, Any],
 ) -> None:
     """The reserved namespace binds ingest tokens only: operators may still repair."""
-    server, ctx, driver = wired
+    server, ctx, _driver = wired
     artifact = repo.create_artifact(
         ctx.engine,
         organization_id="org_clg",

@@ -85,7 +85,7 @@ def test_the_account_throttle_holds_across_addresses(
     throttled: tuple[LiveServer, Clock],
 ) -> None:
     """Guesses at one account from ever new addresses meet the same back-off."""
-    server, clock = throttled
+    server, _clock = throttled
     limiter: LoginLimiter = server.app.state.login_limiter
     for i in range(FREE_PER_ACCOUNT):  # as if from five different machines
         limiter.fail(limiter.keys(f"198.51.100.{i}", STAFF_EMAIL, known_device=False))
