@@ -153,3 +153,33 @@ def test_migration_0002_adds_the_session_generation_and_goes_back(engine: Engine
             select(users.c.session_generation).where(users.c.user_id == user_id)
         ).scalar()
     assert generation == 1
+
+
+def test_an_open_event_stream_ends_with_its_session(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The live stream re-checks its viewer at each heartbeat (shortened here to 1 s)."""
+    import time
+
+    from voicewatch.auth import end_sessions
+    from voicewatch.web import api_stream
+
+    monkeypatch.setattr(api_stream, "HEARTBEAT_S", 1.0)
+    client, _csrf, cookie = _signed_in(server)
+    client.close()
+    with (
+        httpx.Client(base_url=server.url, cookies={"vw_session": cookie}, timeout=10) as viewer,
+        viewer.stream("GET", "/api/v1/stream") as stream,
+    ):
+        assert stream.status_code == 200
+        lines = stream.iter_lines()
+        assert next(lines).startswith("retry:")
+        with server.engine.connect() as conn:
+            user_id = conn.execute(select(users.c.user_id)).scalar()
+        assert isinstance(user_id, str)
+        end_sessions(server.engine, user_id)
+        started = time.monotonic()
+        for _ in lines:  # ends when the server closes the stream
+            assert time.monotonic() - started < 8, "the stream outlived its session"
+        elapsed = time.monotonic() - started
+    assert elapsed < 8, elapsed

@@ -39,7 +39,7 @@ from sqlalchemy import Engine
 
 from voicewatch import notify, views
 from voicewatch.auth import Principal
-from voicewatch.web.deps import authenticated
+from voicewatch.web.deps import authenticated, still_signed_in
 from voicewatch.web.errors import ApiError
 from voicewatch.web.responses import COMMON_ERRORS
 
@@ -261,6 +261,8 @@ async def stream(
                     idle += 1.0
                     if idle >= HEARTBEAT_S:
                         idle = 0.0
+                        if not await run_in_threadpool(still_signed_in, request, _principal):
+                            return  # signed out, removed or revoked meanwhile (issue 16)
                         yield ": ping\n\n"
                     continue
                 idle = 0.0
