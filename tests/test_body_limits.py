@@ -279,7 +279,34 @@ def _closed_within(sock: socket.socket, seconds: float) -> tuple[bool, bytes]:
         return True, got
 
 
-def test_a_trickled_request_head_is_timed_out(impatient: LiveServer) -> None:
+def test_the_server_keeps_uvicorns_fastest_protocol() -> None:
+    """httptools (uvicorn's "auto" choice) stays in use, with the timeout mixed in."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from voicewatch.config import Settings
+    from voicewatch.web.serving import HeadTimeout, protocol_for
+
+    chosen = protocol_for(Settings(header_timeout_s=3))
+    assert issubclass(chosen, HttpToolsProtocol) and issubclass(chosen, HeadTimeout)
+    assert chosen.head_timeout_s == 3
+
+
+@pytest.fixture(params=["httptools", "h11"])
+def head_timed(
+    request: pytest.FixtureRequest, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LiveServer]:
+    """A server with a 0.5 s head timeout, on each of uvicorn's HTTP protocols."""
+    from voicewatch.web import serving
+
+    if request.param == "h11":
+        monkeypatch.setattr(serving, "_fastest_base", lambda: serving.HeadTimeoutH11Protocol)
+    server, _ = _start(sqlite_url, tmp_path, header_timeout_s=0.5)
+    yield server
+    server.stop()
+
+
+def test_a_trickled_request_head_is_timed_out(head_timed: LiveServer) -> None:
+    impatient = head_timed
     sock = socket.create_connection(("127.0.0.1", impatient.port), timeout=5)
     started = time.monotonic()
     sock.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: ")

@@ -9,8 +9,9 @@ behave the same:
   choose the address the login throttle counts. Here forwarding headers are
   believed only from ``VOICEWATCH_TRUSTED_PROXIES`` (default: nobody).
 - uvicorn times out idle keep-alive connections but not a request head sent a
-  byte at a time; ``HeadTimeoutH11Protocol`` closes a connection whose head is
-  not complete within ``VOICEWATCH_HEADER_TIMEOUT_S``. Bodies are timed by
+  byte at a time; ``HeadTimeout`` (mixed into uvicorn's httptools or h11
+  protocol) closes a connection whose head is not complete within
+  ``VOICEWATCH_HEADER_TIMEOUT_S``. Bodies are timed by
   ``body_limit.BodyLimit``.
 """
 
@@ -24,10 +25,19 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from voicewatch.config import Settings
 
 
-class HeadTimeoutH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, closing connections that trickle a request head."""
+class HeadTimeout:
+    """Mixed into uvicorn's protocols: close connections that trickle a request head.
+
+    Both protocols make a new ``cycle`` when a request head is complete, so a
+    timer armed while idle (no cycle, or the last one answered) and still
+    seeing the same cycle when it fires means the head never arrived.
+    """
 
     head_timeout_s: float = 10.0
+    cycle: Any
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    logger: Any
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -44,19 +54,18 @@ class HeadTimeoutH11Protocol(H11Protocol):
             self._head_timer.cancel()
             self._head_timer = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
-        super().connection_lost(exc)
+        super().connection_lost(exc)  # type: ignore[misc]
 
     def data_received(self, data: bytes) -> None:
-        idle = self.cycle is None or self.cycle.response_complete
-        if idle:
+        if self.cycle is None or self.cycle.response_complete:
             self._arm()  # a new request head starts arriving
-        super().data_received(data)
+        super().data_received(data)  # type: ignore[misc]
         if self._head_timer is not None and self.cycle is not self._armed_cycle:
             self._disarm()  # the head was complete: a new request cycle began
 
@@ -67,11 +76,28 @@ class HeadTimeoutH11Protocol(H11Protocol):
             self.transport.close()
 
 
-def protocol_for(settings: Settings) -> type[HeadTimeoutH11Protocol]:
+class HeadTimeoutH11Protocol(HeadTimeout, H11Protocol):
+    """uvicorn's pure-Python h11 protocol, with the head timeout."""
+
+
+def _fastest_base() -> type[asyncio.Protocol]:
+    """httptools' protocol when installed (uvicorn's own "auto" choice), else h11's."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
+        return HeadTimeoutH11Protocol
+
+    class HeadTimeoutHttpToolsProtocol(HeadTimeout, HttpToolsProtocol):
+        """uvicorn's httptools protocol, with the head timeout."""
+
+    return HeadTimeoutHttpToolsProtocol
+
+
+def protocol_for(settings: Settings, *, base: type[asyncio.Protocol] | None = None) -> type:
     """A protocol class carrying this server's head timeout."""
     return type(
-        "VoicewatchH11Protocol",
-        (HeadTimeoutH11Protocol,),
+        "VoicewatchHttpProtocol",
+        (base or _fastest_base(),),
         {"head_timeout_s": float(settings.header_timeout_s)},
     )
 
