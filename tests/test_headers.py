@@ -75,6 +75,21 @@ def test_every_kind_of_answer_carries_the_headers(lite: LiveServer) -> None:
     _hardened(static, cached=True)
 
 
+def test_an_unexpected_error_carries_the_headers_too(lite: LiveServer) -> None:
+    """A 500 is sent by Starlette's outermost error middleware, past ours."""
+
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    lite.app.add_api_route("/api/v1/test-boom", boom)
+    answer = httpx.get(f"{lite.url}/api/v1/test-boom")
+    assert answer.status_code == 500 and answer.json() == {
+        "error": "internal error",
+        "detail": None,
+    }
+    _hardened(answer)
+
+
 def test_hsts_only_when_secure_cookies_are_on(sqlite_url: str, tmp_path: Path) -> None:
     server = LiveServer(sqlite_url, secure_cookies=True, queue_url=f"sqlite:///{tmp_path / 'q.db'}")
     try:
@@ -105,12 +120,19 @@ def test_redirects_never_name_the_requests_host(lite: LiveServer) -> None:
 def test_trusted_hosts_refuse_any_other_host(sqlite_url: str, tmp_path: Path) -> None:
     server = LiveServer(
         sqlite_url,
-        trusted_hosts="voicewatch.test,127.0.0.1",
+        trusted_hosts="voicewatch.test,127.0.0.1,*.club.example",
         queue_url=f"sqlite:///{tmp_path / 'q.db'}",
     )
     try:
-        assert _raw_get(server, "/api/v1/health", "evil.example").startswith(b"HTTP/1.1 400")
+        refused = _raw_get(server, "/api/v1/health", "evil.example")
+        assert refused.startswith(b"HTTP/1.1 400")
+        assert refused.split(b"\r\n\r\n", 1)[1].startswith(b'{"error": ')
+        assert b"content-security-policy" in refused.lower()
+        assert _raw_get(server, "/api/v1/health", "api.voicewatch.test").startswith(b"HTTP/1.1 400")
         assert _raw_get(server, "/api/v1/health", "voicewatch.test").startswith(b"HTTP/1.1 200")
+        assert _raw_get(server, "/api/v1/health", "ops.club.example:8443").startswith(
+            b"HTTP/1.1 200"
+        )
     finally:
         server.stop()
 

@@ -9,7 +9,6 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from starlette.middleware.sessions import SessionMiddleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from voicewatch import __version__
 from voicewatch.config import Settings
@@ -31,6 +30,7 @@ from voicewatch.web.early_auth import EarlyAuth
 from voicewatch.web.errors import install_error_handlers
 from voicewatch.web.group_commit import GroupCommit
 from voicewatch.web.headers import SecurityHeaders
+from voicewatch.web.hosts import TrustedHosts
 from voicewatch.web.login_limit import LoginLimiter
 from voicewatch.web.nul_guard import NulGuard
 from voicewatch.web.responses import contract_error_schemas
@@ -95,7 +95,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(NulGuard)
     hosts = settings.host_list()
     if hosts:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False)
+        app.add_middleware(TrustedHosts, allowed=hosts)
     app.add_middleware(
         BodyLimit,
         events_max_bytes=settings.max_body_bytes,
