@@ -369,3 +369,30 @@ def test_a_refused_upload_leaves_no_file_behind(
     audio_dir = tmp_path / "audio"
     assert not audio_dir.exists() or list(audio_dir.iterdir()) == []
     assert _open_fds_to_deleted_files() == 0
+
+
+def test_a_session_upload_needs_its_csrf_header_before_the_body_is_read(
+    counted: tuple[LiveServer, CountingShim],
+) -> None:
+    """A multipart body is never read to look for a CSRF field: the header comes first."""
+    import re
+
+    import httpx
+
+    from conftest import STAFF_EMAIL, STAFF_PASSWORD
+    from voicewatch.auth import create_staff
+
+    server, shim = counted
+    create_staff(server.engine, STAFF_EMAIL, STAFF_PASSWORD)
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+        assert token is not None
+        form = {"email": STAFF_EMAIL, "password": STAFF_PASSWORD, "csrf_token": token[1]}
+        assert client.post("/login", data=form).status_code == 303
+        cookie = client.cookies["vw_session"]
+    body, head = _multipart_audio(HUGE)
+    head["Cookie"] = f"vw_session={cookie}"
+    status, sent, answer = _send_huge(server, "/api/v1/artifacts", head, body, declare=None)
+    assert status == 403 and b"X-CSRF-Token" in answer, answer[:300]
+    assert shim.last("/api/v1/artifacts") == 0
+    assert sent < HUGE // 4
