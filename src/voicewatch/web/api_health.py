@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from voicewatch.config import Settings
 from voicewatch.health import check_database, check_queue
+from voicewatch.pipeline.transcriber_choice import transcriber_status
 from voicewatch.web.deps import get_engine, get_settings
 from voicewatch.web.responses import HealthBody, error_responses
 
@@ -32,6 +33,12 @@ async def health(
 ) -> JSONResponse:
     database = await run_in_threadpool(check_database, engine)
     queue = await run_in_threadpool(check_queue, settings.queue_url)
+    transcriber = await run_in_threadpool(transcriber_status, settings)
     ok = database == "ok" and queue == "ok"
-    body = {"status": "ok" if ok else "degraded", "database": database, "queue": queue}
+    body = {
+        "status": "ok" if ok else "degraded",
+        "database": database,
+        "queue": queue,
+        "transcriber": transcriber,
+    }
     return JSONResponse(body, status_code=200 if ok else 503)

@@ -58,6 +58,9 @@ class HealthBody(BaseModel):
     status: str
     database: str
     queue: str
+    #: which recogniser transcribes audio notes: "whisper faster-whisper-tiny.en",
+    #: "pocketsphinx" (": <why not whisper>" when it fell back), "whisper refused: ..."
+    transcriber: str | None = None
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
