@@ -91,6 +91,9 @@ class LocalWhisperTranscriber:
         self.max_duration_seconds = max_duration_seconds
         self.pinned: PinnedModel | None = None
         self.guarded_names = 0  # names the guard took out (for the benchmark)
+        #: (token, prompt-free probability) of each roster-name word of the last prompted
+        #: decode, before the guard: the benchmark tunes ``name_min_probability`` on it
+        self.last_name_words: list[tuple[str, float]] = []
         self._lock = threading.Lock()
         self._model: Any = None
 
@@ -208,6 +211,9 @@ class LocalWhisperTranscriber:
         without the prompt; each suspect word's span takes the prompt-free words whose
         midpoint falls inside it (none: the word is dropped).
         """
+        self.last_name_words = [
+            (_token(w.text), w.probability) for w in words if _token(w.text) in names
+        ]
         suspect = [
             i
             for i, w in enumerate(words)
