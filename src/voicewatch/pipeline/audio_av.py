@@ -23,11 +23,12 @@ TRUNCATED_SHARE = 0.9
 #: ... unless the shortfall is under this many seconds (encoder delay, rounding).
 TRUNCATED_SLACK_SECONDS = 0.5
 
-#: Formats ``encode`` writes: container, codec, sample rate.
-_ENCODINGS: dict[str, tuple[str, str, int]] = {
-    "ogg": ("ogg", "libopus", 48_000),
-    "m4a": ("mp4", "aac", 16_000),
-    "mp3": ("mp3", "libmp3lame", 16_000),
+#: Formats ``encode`` writes: container, codec, sample rate, bit rate as phones send
+#: them (WhatsApp: Opus at about 16 kb/s; voice-memo apps: AAC or MP3 at 32 kb/s or more).
+_ENCODINGS: dict[str, tuple[str, str, int, int]] = {
+    "ogg": ("ogg", "libopus", 48_000, 16_000),
+    "m4a": ("mp4", "aac", 16_000, 32_000),
+    "mp3": ("mp3", "libmp3lame", 16_000, 32_000),
 }
 
 
@@ -126,20 +127,20 @@ def _reason(exc: BaseException) -> str:
     return text[-1] if text else type(exc).__name__
 
 
-def encode(pcm: Pcm, out_path: Path | str, fmt: str, *, bitrate: int = 16_000) -> Path:
-    """Write ``pcm`` as ``fmt`` (``ogg`` = Opus, ``m4a`` = AAC, ``mp3``) at ``bitrate`` b/s.
+def encode(pcm: Pcm, out_path: Path | str, fmt: str, *, bitrate: int | None = None) -> Path:
+    """Write ``pcm`` as mono ``fmt`` (``ogg`` = Opus, ``m4a`` = AAC, ``mp3``).
 
-    WhatsApp sends voice notes as mono Opus at about 16 kb/s; the benchmark and the
-    tests use this to make the notes a coach's phone would.
+    ``bitrate`` (b/s) defaults to what phones send (``_ENCODINGS``); the benchmark and
+    the tests use this to make the notes a coach's phone would.
     """
     import av
 
-    container_fmt, codec, out_rate = _ENCODINGS[fmt]
+    container_fmt, codec, out_rate, default_bitrate = _ENCODINGS[fmt]
     out = Path(out_path)
     with av.open(str(out), "w", format=container_fmt) as container:
         stream: Any = container.add_stream(codec, rate=out_rate)
         stream.layout = "mono"
-        stream.bit_rate = bitrate
+        stream.bit_rate = bitrate or default_bitrate
         resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=out_rate)
         frame = av.AudioFrame.from_ndarray(_as_row(pcm), format="s16", layout="mono")
         frame.sample_rate = pcm.rate
