@@ -219,13 +219,13 @@ def score_note(score: Score, recogniser: Any, item: dict[str, Any]) -> str:
     return transcript.full_text
 
 
-def worker(engine: str, manifest: Path) -> None:
+def worker(engine: str, manifest: Path, modes: list[str] | None = None) -> None:
     """Score every note of ``manifest`` under each of the engine's modes; JSON to stdout."""
     items = json.loads(manifest.read_text())
     recognisers = _recognisers(engine)
     results: dict[str, dict[str, Any]] = {}
     examples = []
-    for mode in ENGINE_MODES[engine]:
+    for mode in modes or ENGINE_MODES[engine]:
         rec = recognisers[mode]
         for item in items:
             score = results.setdefault(f"{item['slice']}|{mode}", asdict(Score()))
@@ -292,9 +292,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="print every transcript")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--manifest", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--modes", help=argparse.SUPPRESS)  # with --worker: some modes only
     args = parser.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.manifest)
+        worker(args.worker, args.manifest, args.modes.split(",") if args.modes else None)
         return 0
     if not audio.espeak_available() or not audio.sox_available():
         print("bench_wer: needs espeak-ng and sox (apt-get install espeak-ng sox)",

@@ -44,6 +44,8 @@ from voicewatch.pipeline.transcription import (
 NAME_MIN_PROBABILITY = 0.05
 #: Frames (10 ms each) of zero padding kept after a short note's last frame.
 PAD_KEEP_FRAMES = 100
+#: At most this many prompt-free words replace one guarded name word.
+MAX_REPLACEMENT_WORDS = 3
 #: Beam width: 5 is faster-whisper's default and Whisper's paper's setting.
 BEAM_SIZE = 5
 
@@ -209,7 +211,8 @@ class LocalWhisperTranscriber:
         A word is suspect when its token is a hint and its prompt-free probability is
         under ``name_min_probability``. Only then is the note decoded a second time,
         without the prompt; each suspect word's span takes the prompt-free words whose
-        midpoint falls inside it (none: the word is dropped).
+        midpoint falls inside it (none, or more than ``MAX_REPLACEMENT_WORDS``: the word
+        is dropped).
         """
         self.last_name_words = [
             (_token(w.text), w.probability) for w in words if _token(w.text) in names
@@ -229,11 +232,16 @@ class LocalWhisperTranscriber:
                 out.append(w)
                 continue
             self.guarded_names += 1
-            for j, p in enumerate(plain):
-                mid = (p.start + p.end) / 2
-                if j not in used and w.start <= mid <= w.end:
-                    used.add(j)
-                    out.append(p)
+            inside = [
+                j
+                for j, p in enumerate(plain)
+                if j not in used and w.start <= (p.start + p.end) / 2 <= w.end
+            ]
+            # a name is a word or two: more prompt-free words in its span is the
+            # prompt-free decode looping (Whisper's repetition), so the name is just dropped
+            if len(inside) <= MAX_REPLACEMENT_WORDS:
+                used.update(inside)
+                out.extend(plain[j] for j in inside)
         return out
 
 
