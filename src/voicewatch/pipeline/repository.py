@@ -617,28 +617,3 @@ def decide_draft(engine: Engine, draft_id: str, *, confirm: bool, by: str) -> di
             select(insight_drafts).where(insight_drafts.c.draft_id == draft_id)
         ).one()
     return dict(row._mapping)
-
-
-# --- retries ---------------------------------------------------------------------------------
-
-
-def finish_retry(
-    engine: Engine, artifact_id: str, attempt: int, *, ok: bool, error: str | None = None
-) -> None:
-    """Record how retry ``attempt`` of an artifact ended (no-op when no retry row exists)."""
-    from voicewatch.store.tables import retry_attempts
-
-    with write_transaction(engine) as conn:
-        conn.execute(
-            update(retry_attempts)
-            .where(
-                retry_attempts.c.artifact_id == artifact_id,
-                retry_attempts.c.attempt == attempt,
-                retry_attempts.c.status == "running",
-            )
-            .values(
-                status="succeeded" if ok else "failed",
-                error_message=(error or None) and error[:4000],
-                finished_at=now_ms(),
-            )
-        )

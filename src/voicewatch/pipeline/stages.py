@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Engine
 
@@ -70,6 +70,14 @@ class InjectedFault(StageError):
         super().__init__(f"simulated transient fault in {stage}", "injected_fault")
 
 
+class RetryRecorder(Protocol):
+    """``(engine, artifact_id, attempt, ok=, error=)``: the harness's end-of-retry writer."""
+
+    def __call__(
+        self, engine: Engine, artifact_id: str, attempt: int, *, ok: bool, error: str | None = None
+    ) -> None: ...
+
+
 @dataclass
 class PipelineContext:
     """What the stages need, built once per worker process."""
@@ -81,6 +89,8 @@ class PipelineContext:
     #: (artifact row, transcript text, roster player names) -> (claims, cost in USD)
     extract: Callable[[dict[str, Any], str, list[str]], tuple[list[Any], float]]
     enqueue: Callable[[str, str, int], None]
+    #: records how retry ``attempt`` ended in the harness's ``retry_attempts`` (None: no retries)
+    finish_retry: RetryRecorder | None = None
     stage_delay_ms: dict[str, int] = field(default_factory=dict)
     monitor: Any = None  # the emitter behind ``emit``, flushed by tests and at exit
 
@@ -226,12 +236,14 @@ def fail_stage(
         ctx, artifact, attempt, "artifact_failed", new_status=ArtifactStatus.FAILED.value, **common
     )
     if attempt:
-        _in_place(
-            lambda: repo.finish_retry(ctx.engine, artifact_id, attempt, ok=False, error=message),
-            artifact_id,
-            attempt,
-            "record the failed retry",
-        )
+        if ctx.finish_retry is not None:
+            record = ctx.finish_retry
+            _in_place(
+                lambda: record(ctx.engine, artifact_id, attempt, ok=False, error=message),
+                artifact_id,
+                attempt,
+                "record the failed retry",
+            )
         _emit(ctx, artifact, attempt, "retry_failed", **common)
     return True
 
@@ -297,12 +309,14 @@ def run_stage(ctx: PipelineContext, stage: str, artifact_id: str, attempt: int) 
             duration_ms=max(0, end - artifact["created_at"]),
         )
         if attempt:
-            _in_place(
-                lambda: repo.finish_retry(ctx.engine, artifact_id, attempt, ok=True),
-                artifact_id,
-                attempt,
-                "record the retry's success",
-            )
+            if ctx.finish_retry is not None:
+                record = ctx.finish_retry
+                _in_place(
+                    lambda: record(ctx.engine, artifact_id, attempt, ok=True),
+                    artifact_id,
+                    attempt,
+                    "record the retry's success",
+                )
             _emit(ctx, artifact, attempt, "retry_succeeded")
     else:
         _in_place(
