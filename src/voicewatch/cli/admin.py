@@ -1,8 +1,8 @@
-"""``migrate``, ``create-token``, ``create-staff``: the schema and who may come in."""
+"""``migrate``, tokens and staff accounts: the schema and who may come in."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -37,6 +37,62 @@ def create_token(
     token = make_token(engine_of(ctx), scope=scope.value, name=name)
     typer.echo(f"created a {scope.value} token; it is shown only once:")
     typer.echo(token)
+
+
+@app.command("list-tokens")
+@one_line_errors
+def list_tokens(ctx: typer.Context) -> None:
+    """List API tokens: id, name, scope, created, last used, revoked (never the secret).
+
+    Example: voicewatch list-tokens
+    """
+    from voicewatch.auth import list_tokens as all_tokens
+    from voicewatch.clock import to_datetime
+
+    def when(ms: Any) -> str:
+        return "-" if ms is None else to_datetime(int(ms)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    typer.echo("id\tname\tscope\tcreated\tlast_used\trevoked")
+    for row in all_tokens(engine_of(ctx)):
+        typer.echo(
+            f"{row['id']}\t{row['name']}\t{row['scope']}\t{when(row['created_at'])}"
+            f"\t{when(row['last_used_at'])}\t{when(row['revoked_at'])}"
+        )
+
+
+@app.command("revoke-token")
+@one_line_errors
+def revoke_token(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The token's name (see list-tokens).")],
+) -> None:
+    """Revoke every live token with this name; it answers 401 from the next request.
+
+    Example: voicewatch revoke-token pipeline
+    """
+    from voicewatch.auth import revoke_token as revoke
+
+    count = revoke(engine_of(ctx), name)
+    if not count:
+        raise ValueError(f"no live token is named {name!r}")
+    typer.echo(f"revoked {count} token(s) named {name}")
+
+
+@app.command("remove-staff")
+@one_line_errors
+def remove_staff(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The staff member's email.")],
+) -> None:
+    """Delete a staff account; its signed-in sessions end at once.
+
+    Example: voicewatch remove-staff ops@club.example
+    """
+    from voicewatch.auth import remove_staff as remove
+
+    if not remove(engine_of(ctx), email):
+        raise ValueError(f"no staff account {email}")
+    typer.echo(f"removed staff account {email}; its sessions have ended")
 
 
 @app.command("create-staff")

@@ -24,6 +24,7 @@ def serve(
     import uvicorn
 
     from voicewatch.web.app import create_app
+    from voicewatch.web.serving import server_options
     from voicewatch.worker import build_context
 
     settings = settings_of(ctx)
@@ -31,7 +32,7 @@ def serve(
     # Built before the first request, so a burst of submissions right after
     # start finds it ready (``api_artifacts`` would otherwise build it, once).
     web.state.pipeline = build_context(settings, engine=web.state.engine)
-    uvicorn.run(web, host=host, port=port, log_level="info")
+    uvicorn.run(web, host=host, port=port, log_level="info", **server_options(settings))
 
 
 @app.command()

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from voicewatch.model import ArtifactStatus
-from voicewatch.pipeline.audio_store import MAX_AUDIO_BYTES, UploadError, store_upload
+from voicewatch.pipeline.audio_store import MAX_AUDIO_BYTES, UploadError, sniff_audio, store_upload
 from voicewatch.pipeline.intake import submit_note
 from voicewatch.pipeline.repository import RecordError
 from voicewatch.pipeline.stages import PipelineContext
@@ -28,6 +28,7 @@ __all__ = [
     "abandon_retry",
     "lock_artifact",
     "reset_for_retry",
+    "sniff_audio",
     "store_upload",
     "submit_note",
 ]
