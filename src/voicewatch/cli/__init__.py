@@ -2,16 +2,21 @@
 
 Exit codes: 0 on success, 2 on bad usage, 1 on failure with a one-line error.
 One module per command group, each registering its commands on the root
-``app`` (``base``) when imported here; a new group is a new module and one
-import line below.
+``app`` (``base``) when imported here, in the order ``--help`` lists them; a
+new group is a new module and one name in ``GROUPS``.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 
-from voicewatch.cli import admin, clubs, ingest, jobs, pipeline, serve  # noqa: F401 (registers)
 from voicewatch.cli.base import app
+
+#: The command groups, in ``--help`` order (each module registers its commands on import).
+GROUPS = ("admin", "ingest", "serve", "clubs", "pipeline", "jobs")
+for _group in GROUPS:
+    importlib.import_module(f"voicewatch.cli.{_group}")
 
 __all__ = ["app", "main"]
 
