@@ -49,7 +49,7 @@ test: $(STAMP) $(ASSETS) services browser
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench scripts
-	$(VENV)/bin/ruff format --check src tests bench || true
+	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy src
 	$(VENV)/bin/lint-imports
 
