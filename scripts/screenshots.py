@@ -17,14 +17,12 @@ from pathlib import Path
 import uvicorn
 from playwright.sync_api import sync_playwright
 
-from voicewatch import alerts
+from voicewatch import alerts, worker
 from voicewatch.auth import create_staff
 from voicewatch.clock import HOUR_MS, now_ms
 from voicewatch.config import Settings
 from voicewatch.demo import seed
 from voicewatch.metrics import aggregate_range
-from voicewatch.pipeline import runtime
-from voicewatch.pipeline.runtime import build_context
 from voicewatch.simulate import simulate_notes
 from voicewatch.web.app import create_app
 
@@ -47,8 +45,9 @@ def main(out: Path) -> None:
     engine = app.state.engine
     seed(engine, artifacts=600)
     queued: list[tuple[str, str, int]] = []
-    ctx = build_context(settings, enqueue=lambda *job: queued.append(job))
-    runtime.install(ctx)
+    ctx = worker.install(
+        settings, worker.build_context(settings, enqueue=lambda *job: queued.append(job))
+    )
     ids = simulate_notes(ctx, settings, artifacts=40, failure_rate=0.2, rng=random.Random(3))
     from voicewatch.pipeline.stages import run_stage
 

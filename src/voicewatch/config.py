@@ -259,3 +259,17 @@ ENV_VARS: tuple[str, ...] = (
     "VOICEWATCH_HEADER_TIMEOUT_S",
     "VOICEWATCH_BODY_TIMEOUT_S",
 )
+
+
+def cache_home() -> str:
+    """``$XDG_CACHE_HOME``, else ``~/.cache``: where the emitter's spill files go.
+
+    Read at call time (not import time), here so that this module stays the
+    only reader of the environment.
+    """
+    return os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+
+
+def write_stats_dir() -> str:
+    """``VOICEWATCH_WRITE_STATS_DIR`` (a bench's): where processes save their write stats."""
+    return os.environ.get("VOICEWATCH_WRITE_STATS_DIR", "")

@@ -68,8 +68,7 @@ def run_demo(settings: Settings, *, port: int, rate: float) -> None:
     import uvicorn
     from huey.consumer import Consumer
 
-    from voicewatch import metrics, tasks
-    from voicewatch.pipeline import runtime
+    from voicewatch import metrics, tasks, worker
     from voicewatch.web.app import create_app
     from voicewatch.web.serving import server_options
 
@@ -80,10 +79,8 @@ def run_demo(settings: Settings, *, port: int, rate: float) -> None:
     password = secrets.token_urlsafe(9)
     create_staff(engine, DEMO_EMAIL, password)
     token = create_token(engine, scope="staff", name="demo")
-    huey = tasks.use_queue(settings.queue_url)
-    ctx = runtime.build_context(settings)
-    runtime.install(ctx)
-    consumer = Consumer(huey, workers=2, worker_type="thread", periodic=True)
+    ctx = worker.start(settings)
+    consumer = Consumer(tasks.huey, workers=2, worker_type="thread", periodic=True)
     consumer.start()
     stop = threading.Event()
     threading.Thread(target=_live_traffic, args=(ctx, settings, rate, stop), daemon=True).start()

@@ -29,7 +29,7 @@ from voicewatch.web import (
 from voicewatch.web.assets import check_vendor_assets
 from voicewatch.web.body_limit import BodyLimit
 from voicewatch.web.early_auth import EarlyAuth
-from voicewatch.web.errors import install_error_handlers
+from voicewatch.web.error_handlers import install_error_handlers
 from voicewatch.web.group_commit import GroupCommit
 from voicewatch.web.headers import SecurityHeaders
 from voicewatch.web.hosts import TrustedHosts
