@@ -16,7 +16,7 @@ import array
 from pathlib import Path
 from typing import Any
 
-from voicewatch.pipeline.audio import AudioError, Pcm, _check_length
+from voicewatch.pipeline.pcm import AudioError, Pcm, check_length
 
 #: A stream that decodes to less than this share of its declared length is cut short.
 TRUNCATED_SHARE = 0.9
@@ -49,7 +49,7 @@ def read_with_av(path: Path, fmt: str, rate: int, max_seconds: float | None) -> 
             raise AudioError(f"{path.name} holds no audio stream", "not_audio")
         declared = container.duration / 1_000_000 if container.duration else None
         if declared is not None:
-            _check_length(declared, max_seconds, path.name)
+            check_length(declared, max_seconds, path.name)
         chunks = _decode(container, path, fmt, rate, max_seconds)
     samples = array.array("h")
     for chunk in chunks:
@@ -84,7 +84,7 @@ def _decode(
                 chunks.append(data)
                 decoded += len(data) // 2
             if max_seconds is not None:
-                _check_length(decoded / rate, max_seconds, path.name)
+                check_length(decoded / rate, max_seconds, path.name)
         for out in resampler.resample(None):
             chunks.append(_plane_bytes(out))
     except AudioError:
