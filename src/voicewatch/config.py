@@ -18,6 +18,11 @@ def _env_int(name: str, default: int) -> int:
     return int(raw) if raw not in (None, "") else default
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw not in (None, "") else default
+
+
 def _beside_database(database_url: str, suffix: str) -> Path:
     """A path next to the SQLite database file (or in the working directory)."""
     if database_url.startswith("sqlite:///") and database_url != "sqlite:///:memory:":
@@ -59,6 +64,18 @@ class Settings:
     #: larger batches keep its share of SQLite's write lock (and of the stage's
     #: time) small; events still reach the dashboard within this delay
     emit_flush_ms: int = 250
+    # --- guard rails (issue 13) ---
+    #: AI calls per organization and service per minute, unless overridden
+    #: (``voicewatch ratelimit set`` / ``PUT /api/v1/rate-limits``)
+    rate_limit_per_minute: int = 600
+    #: a note deferred by a rate limit for longer than this fails (retryable)
+    rate_limit_horizon_ms: int = 15 * 60_000
+    #: the estimated cost model of the offline providers, in USD: pocketsphinx
+    #: is priced as whisper-1 (per audio minute), the rules extractor as
+    #: gpt-4o-mini (per 1k input / output tokens); 0 makes them free
+    offline_price_audio_minute: float = 0.006
+    offline_price_input_1k_tokens: float = 0.00015
+    offline_price_output_1k_tokens: float = 0.0006
 
     def __post_init__(self) -> None:
         if not self.queue_url:
@@ -99,6 +116,17 @@ class Settings:
             "secure_cookies": os.environ.get("VOICEWATCH_SECURE_COOKIES", "")
             in ("1", "true", "yes"),
             "emit_flush_ms": _env_int("VOICEWATCH_EMIT_FLUSH_MS", 250),
+            "rate_limit_per_minute": _env_int("VOICEWATCH_RATE_LIMIT_PER_MINUTE", 600),
+            "rate_limit_horizon_ms": _env_int("VOICEWATCH_RATE_LIMIT_HORIZON_MS", 15 * 60_000),
+            "offline_price_audio_minute": _env_float(
+                "VOICEWATCH_OFFLINE_PRICE_AUDIO_MINUTE", 0.006
+            ),
+            "offline_price_input_1k_tokens": _env_float(
+                "VOICEWATCH_OFFLINE_PRICE_INPUT_1K_TOKENS", 0.00015
+            ),
+            "offline_price_output_1k_tokens": _env_float(
+                "VOICEWATCH_OFFLINE_PRICE_OUTPUT_1K_TOKENS", 0.0006
+            ),
         }
         values.update({k: v for k, v in overrides.items() if v is not None and v != ""})
         return cls(**values)  # type: ignore[arg-type]
@@ -126,4 +154,9 @@ ENV_VARS: tuple[str, ...] = (
     "VOICEWATCH_BREAKER_COOLDOWN_MS",
     "VOICEWATCH_STAGE_DELAY_MS",
     "VOICEWATCH_EMIT_FLUSH_MS",
+    "VOICEWATCH_RATE_LIMIT_PER_MINUTE",
+    "VOICEWATCH_RATE_LIMIT_HORIZON_MS",
+    "VOICEWATCH_OFFLINE_PRICE_AUDIO_MINUTE",
+    "VOICEWATCH_OFFLINE_PRICE_INPUT_1K_TOKENS",
+    "VOICEWATCH_OFFLINE_PRICE_OUTPUT_1K_TOKENS",
 )

@@ -9,7 +9,8 @@ breaker, and its usage is costed, logged and added to the day's spend.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,11 +22,13 @@ from voicewatch.pipeline import budgets, costs, ratelimit
 from voicewatch.pipeline.breaker import CircuitBreaker, CircuitOpen
 from voicewatch.pipeline.guard import Emit
 from voicewatch.pipeline.transcription import Usage
+from voicewatch.store.tables import PLATFORM
 
 T = TypeVar("T")
 
-#: AI calls an organization may make per minute before rate limiting.
-AI_CALLS_PER_MINUTE = 600
+#: ``fail_plan`` prefix of a simulated provider outage (``simulate --outage SERVICE``):
+#: the call to that service fails *inside* the guard, so the breaker counts it.
+OUTAGE_PREFIX = "outage:"
 
 
 class GuardRefused(Exception):
@@ -36,15 +39,50 @@ class GuardRefused(Exception):
         self.error_code = code
 
 
+class RateLimited(GuardRefused):
+    """The rate limit refused the call for now: the stage is deferred until ``until_ms``."""
+
+    def __init__(self, message: str, *, now_ms: int, until_ms: int) -> None:
+        super().__init__(message, "rate_limited")
+        self.now_ms = now_ms
+        self.until_ms = until_ms
+
+
+class ProviderOutage(RuntimeError):
+    """A simulated provider outage (``voicewatch simulate --outage``)."""
+
+
+def prices_for(settings: Settings) -> Mapping[str, costs.ModelPrice]:
+    """The price table with the offline models priced by the estimated cost model."""
+    return costs.estimated_prices(
+        settings.offline_price_audio_minute,
+        settings.offline_price_input_1k_tokens,
+        settings.offline_price_output_1k_tokens,
+    )
+
+
 class GuardedCall:
-    """Runs AI calls for one service behind budget, rate limit and circuit breaker."""
+    """Runs AI calls for one service behind budget, rate limit and circuit breaker.
+
+    ``clock`` gives the time (epoch ms) the guards judge by; tests pass their own.
+    """
 
     def __init__(
-        self, engine: Engine, service: str, emit: Emit, *, stage: str, settings: Settings
+        self,
+        engine: Engine,
+        service: str,
+        emit: Emit,
+        *,
+        stage: str,
+        settings: Settings,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self.engine = engine
         self.service = service
         self.emit = emit
+        self.clock = clock
+        self.default_limit = settings.rate_limit_per_minute
+        self.prices = prices_for(settings)
         self.breaker = CircuitBreaker(
             engine,
             service,
@@ -62,33 +100,23 @@ class GuardedCall:
     ) -> tuple[T, float]:
         """Run ``call`` for ``artifact``; returns its result and its cost in USD."""
         org = artifact["organization_id"]
-        start = now_ms()
-        try:
-            budgets.check_budget(self.engine, org, start, emit=self.emit)
-        except budgets.BudgetExceeded as exc:
-            raise GuardRefused(str(exc), "budget_exceeded") from exc
-        if not ratelimit.hit(
-            self.engine,
-            ratelimit.org_scope(org),
-            f"ai_calls:{self.service}",
-            AI_CALLS_PER_MINUTE,
-            60_000,
-            start,
-            emit=self.emit,
-        ):
-            raise GuardRefused(
-                f"rate limit of {AI_CALLS_PER_MINUTE} AI calls a minute hit", "rate_limited"
-            )
+        start = self.clock()
+        self._check_budgets(org, start)
+        self._check_rate_limit(org, start)
         try:
             self.breaker.require(start)
         except CircuitOpen as exc:
             raise GuardRefused(str(exc), "circuit_open") from exc
         try:
+            if artifact.get("fail_plan") == OUTAGE_PREFIX + self.service and not artifact.get(
+                "attempt"
+            ):
+                raise ProviderOutage(f"simulated {self.service} provider outage")
             result, usage = call()
         except Exception as exc:
-            self.breaker.record_failure(now_ms(), exc)
+            self.breaker.record_failure(self.clock(), exc)
             raise
-        finished = now_ms()
+        finished = self.clock()
         self.breaker.record_success(finished, ai_model=usage.model)
         cost = costs.record_usage(
             self.engine,
@@ -100,19 +128,52 @@ class GuardedCall:
             output_tokens=usage.output_tokens,
             audio_seconds=usage.audio_seconds,
             now_ms=finished,
+            prices=self.prices,
         )
         if cost:
             budgets.add_spend(self.engine, org, cost, finished, self.emit)
+            budgets.add_spend(self.engine, PLATFORM, cost, finished, self.emit)
         return result, cost
+
+    def _check_budgets(self, org: str, now: int) -> None:
+        """The organization's daily budget, then the platform-wide one."""
+        for scope in (org, PLATFORM):
+            try:
+                budgets.check_budget(self.engine, scope, now, emit=self.emit)
+            except budgets.BudgetExceeded as exc:
+                raise GuardRefused(str(exc), "budget_exceeded") from exc
+
+    def _check_rate_limit(self, org: str, now: int) -> None:
+        """Count the call; refused, it raises ``RateLimited`` with when the window opens."""
+        limit = ratelimit.limit_for(self.engine, org, self.service, self.default_limit)
+        window = ratelimit.MINUTE_MS
+        if ratelimit.hit(
+            self.engine,
+            ratelimit.org_scope(org),
+            ratelimit.ai_limit_type(self.service),
+            limit,
+            window,
+            now,
+            emit=None,  # the stage says rate_limit_hit per deferred note, with its time
+        ):
+            return
+        until = ratelimit.window_start(now, window) + window
+        raise RateLimited(
+            f"rate limit of {limit} {self.service} AI calls a minute for {org} reached",
+            now_ms=now,
+            until_ms=until,
+        )
 
 
 def transcriber_for(
-    settings: Settings, engine: Engine, emit: Emit
+    settings: Settings, engine: Engine, emit: Emit, *, clock: Callable[[], int] = now_ms
 ) -> Callable[[dict[str, Any], list[str]], tuple[Any, float]]:
     """``transcribe(artifact, hints) -> (Transcript, cost)`` for the configured provider."""
     from voicewatch.pipeline.transcription import TextPassthrough
 
-    guarded = GuardedCall(engine, "transcription", emit, stage="transcription", settings=settings)
+    guarded = GuardedCall(
+        engine, "transcription", emit, stage="transcription", settings=settings, clock=clock
+    )
     passthrough = TextPassthrough()
     recognizer: Any = None
 
@@ -148,16 +209,24 @@ def _audio_transcriber(settings: Settings) -> Any:
 
 
 def extractor_for(
-    settings: Settings, engine: Engine, emit: Emit
+    settings: Settings, engine: Engine, emit: Emit, *, clock: Callable[[], int] = now_ms
 ) -> Callable[[dict[str, Any], str, list[str]], tuple[list[Any], float]]:
     """``extract(artifact, text, roster_names) -> (claims, cost)`` for the configured extractor."""
     if settings.extractor != "openai":
         from voicewatch.pipeline.claims import extract_claims
 
+        rules = GuardedCall(
+            engine, "claims", emit, stage="claims_extraction", settings=settings, clock=clock
+        )
+
         def extract_rules(
-            _artifact: dict[str, Any], text: str, names: list[str]
+            artifact: dict[str, Any], text: str, names: list[str]
         ) -> tuple[list[Any], float]:
-            return extract_claims(text, names), 0.0
+            def call() -> tuple[list[Any], Usage]:
+                claims = extract_claims(text, names)
+                return claims, _rules_usage(text, names, claims)
+
+            return rules(artifact, "claims_extraction", call)
 
         extract_rules.model = "rules"  # type: ignore[attr-defined]
         return extract_rules
@@ -169,7 +238,9 @@ def extractor_for(
         base_url=settings.openai_base_url or None,
         model=settings.openai_chat_model,
     )
-    guarded = GuardedCall(engine, "claims", emit, stage="claims_extraction", settings=settings)
+    guarded = GuardedCall(
+        engine, "claims", emit, stage="claims_extraction", settings=settings, clock=clock
+    )
 
     def extract_chat(
         artifact: dict[str, Any], text: str, names: list[str]
@@ -181,3 +252,22 @@ def extractor_for(
 
     extract_chat.model = settings.openai_chat_model  # type: ignore[attr-defined]
     return extract_chat
+
+
+def _rules_usage(text: str, names: list[str], claims: list[Any]) -> Usage:
+    """What the rules extractor's work would cost as a chat call (the estimated cost model).
+
+    Input: the note and the roster names the prompt would carry; output: the
+    claims as the JSON a model would return.
+    """
+    reply = json.dumps(
+        [
+            {"topic": c.topic, "text": c.source_text, "names": list(c.mentioned_names)}
+            for c in claims
+        ]
+    )
+    return Usage(
+        model="rules",
+        input_tokens=costs.estimate_tokens(text + " " + ", ".join(names)),
+        output_tokens=costs.estimate_tokens(reply),
+    )

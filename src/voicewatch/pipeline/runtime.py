@@ -26,10 +26,12 @@ def build_context(settings: Settings, *, enqueue: Any = None) -> PipelineContext
     monitor = Monitor(
         database_url=settings.database_url, flush_interval=max(settings.emit_flush_ms, 1) / 1000
     )
+    defer = None
     if enqueue is None:
-        from voicewatch.tasks import enqueuer
+        from voicewatch.tasks import deferrer, enqueuer
 
         enqueue = enqueuer(settings.queue_url)
+        defer = deferrer(settings.queue_url)  # guard rails: rate-limited stages run later
     return PipelineContext(
         engine=engine,
         emit=monitor.emit,
@@ -38,6 +40,8 @@ def build_context(settings: Settings, *, enqueue: Any = None) -> PipelineContext
         enqueue=enqueue,
         monitor=monitor,
         stage_delay_ms=settings.stage_delays(),
+        defer=defer,
+        rate_limit_horizon_ms=settings.rate_limit_horizon_ms,
     )
 
 

@@ -69,6 +69,10 @@ class PipelineContext:
     enqueue: Callable[[str, str, int], None]
     stage_delay_ms: dict[str, int] = field(default_factory=dict)
     monitor: Any = None  # the emitter behind ``emit``, flushed by tests and at exit
+    # --- guard rails: a rate-limited stage is queued again for later (pipeline/deferral.py)
+    #: (stage, artifact_id, attempt, run at epoch ms); None: a rate-limited stage fails
+    defer: Callable[[str, str, int, int], None] | None = None
+    rate_limit_horizon_ms: int = 15 * 60_000
 
 
 def _event_id(artifact: dict[str, Any], attempt: int, name: str) -> str:
@@ -203,7 +207,9 @@ def run_stage(ctx: PipelineContext, stage: str, artifact_id: str, attempt: int) 
         _maybe_inject(ctx, artifact, attempt, stage)
         outcome = _WORK[Stage(stage)](ctx, artifact, attempt)
     except Exception as exc:
-        _fail(ctx, artifact, attempt, stage, exc, started)
+        failure = _deferred_or(ctx, artifact, before, attempt, stage, exc)
+        if failure is not None:
+            _fail(ctx, artifact, attempt, stage, failure, started)
         return True
     duration = (time.perf_counter() - started) * 1000
     end = now_ms()
@@ -235,6 +241,23 @@ def run_stage(ctx: PipelineContext, stage: str, artifact_id: str, attempt: int) 
     else:
         ctx.enqueue(str(following), artifact_id, attempt)
     return True
+
+
+def _deferred_or(
+    ctx: PipelineContext,
+    artifact: dict[str, Any],
+    before: dict[str, Any],
+    attempt: int,
+    stage: str,
+    exc: Exception,
+) -> Exception | None:
+    """Guard rails: a rate-limited stage is deferred (None); any other error is returned."""
+    from voicewatch.pipeline.deferral import defer_stage
+    from voicewatch.pipeline.providers import RateLimited
+
+    if not isinstance(exc, RateLimited):
+        return exc
+    return defer_stage(ctx, artifact, before, attempt, stage, exc)
 
 
 @dataclass(frozen=True)
