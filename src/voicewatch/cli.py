@@ -483,6 +483,9 @@ def worker(
     Consumer(huey, workers=workers, worker_type="thread", periodic=not no_periodic).run()
 
 
+from voicewatch import cli_guards  # noqa: E402,F401  (budget, ratelimit, breaker commands)
+
+
 def main() -> None:
     """Console entry point."""
     try:

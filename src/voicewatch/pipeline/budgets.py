@@ -258,3 +258,8 @@ def _select(conn: Connection, organization_id: str, *, lock: bool) -> Row[Any] |
     if lock:
         stmt = stmt.with_for_update()
     return conn.execute(stmt).first()
+
+
+def today_of(row: Row[Any], now_ms: int) -> Budget:
+    """A stored ``org_cost_budgets`` row as seen on the UTC day of ``now_ms``."""
+    return _today(row, now_ms)

@@ -26,6 +26,9 @@ from voicewatch.store.tables import PLATFORM
 
 T = TypeVar("T")
 
+#: The guarded AI services and the stage each serves (breaker rows, rate limits).
+AI_SERVICES: dict[str, str] = {"transcription": "transcription", "claims": "claims_extraction"}
+
 #: ``fail_plan`` prefix of a simulated provider outage (``simulate --outage SERVICE``):
 #: the call to that service fails *inside* the guard, so the breaker counts it.
 OUTAGE_PREFIX = "outage:"
