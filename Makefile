@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 VENDOR := src/voicewatch/web/static/vendor
 ASSETS := $(VENDOR)/.installed
 
-.PHONY: demo test lint bench soak services venv clean assets browser screenshots load
+.PHONY: demo test lint bench soak services venv clean assets browser screenshots load dist
 
 venv: $(STAMP)
 
@@ -25,13 +25,13 @@ services:
 assets: $(ASSETS)
 
 $(ASSETS): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
-	mkdir -p $(VENDOR)
-	cp node_modules/htmx.org/dist/htmx.min.js $(VENDOR)/htmx.min.js
-	cp node_modules/htmx-ext-sse/dist/sse.min.js $(VENDOR)/sse.min.js
-	cp node_modules/uplot/dist/uPlot.iife.min.js $(VENDOR)/uPlot.iife.min.js
-	cp node_modules/uplot/dist/uPlot.min.css $(VENDOR)/uPlot.min.css
-	@touch $(ASSETS)
+	$(PYTHON) vendor_assets.py --force   # npm ci + copy; the wheel's build step runs the same
+
+# The wheel and sdist, in dist/: the build step puts the npm front-end files inside
+# (it runs npm ci when the vendor folder is missing, and fails if it cannot).
+dist: $(STAMP)
+	rm -rf dist
+	$(PY) -m build --outdir dist .
 
 # Debian's Chromium for the browser tests (Playwright drives it via executable_path).
 browser:

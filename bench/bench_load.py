@@ -35,6 +35,10 @@ independent recount of the events (per minute, type and stage; platform-wide
 and per organization; AI-cost counts too), and every note submitted reached
 ``completed`` or ``failed``.
 
+It also prints each process's longest write transaction (``store.write_stats``:
+from holding the lock to the end of the commit), the figure that says how long
+SQLite's one write lock can keep every other writer waiting.
+
 It prints figures and asserts no timing. It exits 1 when an event is lost,
 a counter is off, a note is stuck, or any request got a 5xx or an unexpected
 status. Latencies are measured in this client and include its own share of
@@ -75,9 +79,9 @@ from factories import BASE_MS, make_traffic
 from voicewatch.clock import now_ms
 from voicewatch.events import AI_COST, NOT_COST_BEARING, STAGE_LATENCY
 from voicewatch.histogram import index_of
+from voicewatch.metrics.totals import COMPLETION_STAGE
 from voicewatch.simulate_notes import DEMO_CLUBS, make_note
-from voicewatch.snapshots import COMPLETION_STAGE
-from voicewatch.store import make_engine, migrate
+from voicewatch.store import make_engine, migrate, write_stats
 from voicewatch.store.tables import PLATFORM, voice_note_artifacts
 from voicewatch.store.tables import voice_pipeline_counters as counters_t
 from voicewatch.store.tables import voice_pipeline_events as events_t
@@ -124,7 +128,13 @@ class Stack:
             "VOICEWATCH_QUEUE_URL": self.queue_url,
             "VOICEWATCH_SECRET_KEY": "load-test-secret-key-shared-by-every-server",
             "VOICEWATCH_AUDIO_DIR": str(self.workdir / "audio"),
+            "VOICEWATCH_WRITE_STATS_DIR": str(self.workdir / "write-stats"),
         }
+
+    def longest_writes(self) -> list[dict[str, Any]]:
+        """Each process's longest write transaction (``store.write_stats``), longest first."""
+        found = write_stats.read_dir(self.workdir / "write-stats")
+        return sorted(found, key=lambda f: -float(f["ms"]))
 
     def cli(self, *args: str, timeout: float = 120) -> str:
         """Run one ``voicewatch`` command to completion; its stdout."""
@@ -665,6 +675,13 @@ class Outcome:
     workers: int
     cpu: dict[str, float] = field(default_factory=dict)
     log_lines: list[str] = field(default_factory=list)
+    #: per process: {"process", "pid", "ms", "where", "count"} (longest write transaction)
+    writes: list[dict[str, Any]] = field(default_factory=list)
+
+    def longest_write(self, process: str) -> str:
+        """``"12 ms"``: the longest write transaction of processes named ``process``."""
+        found = [w for w in self.writes if w["process"] == process]
+        return f"{max(float(w['ms']) for w in found):,.0f} ms" if found else "-"
 
     @property
     def events_per_s(self) -> float:
@@ -739,6 +756,11 @@ def report(outcome: Outcome) -> None:
         f"notes {chk.notes_total} ({statuses}), stuck {chk.notes_stuck}"
     )
     print("  CPU s:  " + ", ".join(f"{k} {v:.0f}" for k, v in outcome.cpu.items()))
+    for w in outcome.writes:
+        print(
+            f"  longest write transaction: {w['process']:<12} (pid {w['pid']}) "
+            f"{float(w['ms']):>8.1f} ms in {w['where']} ({w['count']:,} write transactions)"
+        )
     for line in outcome.log_lines:
         print(f"  log:    {line}")
     for failure in outcome.failures:
@@ -749,9 +771,10 @@ def report(outcome: Outcome) -> None:
 def summary(outcomes: list[Outcome]) -> None:
     print(
         "\n| set-up | ingest events/s (slowest 10 s) | ingest p50 / p99 ms "
-        "| dashboard p50 / p99 ms | notes | 4xx / 5xx | lost | counters |"
+        "| dashboard p50 / p99 ms | notes | 4xx / 5xx | lost | counters "
+        "| longest write tx: serve / worker / simulate |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for o in outcomes:
         ing = [s * 1000 for s in o.rec.latencies["ingest"]]
         dash = [s * 1000 for s in o.rec.latencies["dashboard"]]
@@ -766,7 +789,9 @@ def summary(outcomes: list[Outcome]) -> None:
             f"| {pct(ing, 0.5):.0f} / {pct(ing, 0.99):.0f} "
             f"| {pct(dash, 0.5):.0f} / {pct(dash, 0.99):.0f} "
             f"| {done}/{o.check.notes_total} done | {four} / {o.server_errors} "
-            f"| {o.check.lost} | {'equal' if not o.check.counter_mismatches else 'DIFFER'} |"
+            f"| {o.check.lost} | {'equal' if not o.check.counter_mismatches else 'DIFFER'} "
+            f"| {o.longest_write('serve')} / {o.longest_write('worker')} "
+            f"/ {o.longest_write('simulate')} |"
         )
 
 
@@ -803,6 +828,7 @@ def run_setup(name: str, seconds: float, *, drain_s: float = 300, **load: Any) -
             name, elapsed, rec, check(stack, rec, source), drained, servers, workers, cpu
         )
         outcome.log_lines = stack.log_findings()
+        outcome.writes = stack.longest_writes()
     report(outcome)
     return outcome
 

@@ -16,7 +16,8 @@ from voicewatch.clock import hour_start, minute_start, now_ms
 from voicewatch.events import AI_COST, E2E_LATENCY, NOT_COST_BEARING, STAGE_LATENCY
 from voicewatch.histogram import index_of
 from voicewatch.metrics import aggregate_hour
-from voicewatch.snapshots import COMPLETION_STAGE
+from voicewatch.metrics.totals import COMPLETION_STAGE
+from voicewatch.otlp.figures import UNMAPPED
 from voicewatch.store.tables import PLATFORM
 from voicewatch.store.tables import voice_pipeline_counters as counters_t
 from voicewatch.store.tables import voice_pipeline_events as events_t
@@ -35,7 +36,8 @@ def counters_from_table(engine: Engine) -> dict[tuple[str, int, str, str], int]:
     with engine.connect() as conn:
         query = select(c.scope, c.bucket_start, c.counter_type, c.pipeline_stage, c.count)
         rows = conn.execute(query)
-        return {(r[0], r[1], r[2], r[3]): r[4] for r in rows if r[2] != E2E_LATENCY and r[4]}
+        skip = (E2E_LATENCY, UNMAPPED)  # not counts of events
+        return {(r[0], r[1], r[2], r[3]): r[4] for r in rows if r[2] not in skip and r[4]}
 
 
 def counters_recounted(engine: Engine) -> dict[tuple[str, int, str, str], int]:

@@ -18,10 +18,12 @@ import pytest
 from sqlalchemy import Engine, func, select, update
 
 from voicewatch import alerts, metrics
-from voicewatch.alerts import AlertKind, AlertNotFound, AlertThresholds, HealthReport
+from voicewatch.alerts import AlertKind, AlertNotFound, AlertThresholds, HealthReport, lifecycle
+from voicewatch.alerts.notify import AlertStream, Notifier
 from voicewatch.clock import DAY_MS, HOUR_MS, MINUTE_MS, hour_start, parse_iso_ms
+from voicewatch.config import ENV_VARS as CONFIG_ENV_VARS
+from voicewatch.config import Settings
 from voicewatch.events import log_events
-from voicewatch.notify import AlertStream, Notifier
 from voicewatch.pipeline.budgets import add_spend, set_budget
 from voicewatch.store import make_engine, write_transaction
 from voicewatch.store.tables import ai_service_health, voice_note_entity_resolutions
@@ -402,7 +404,7 @@ def test_a_stale_view_still_raises_once(engine: Engine, monkeypatch: pytest.Monk
     """Another process raised the alert after this one looked: the unique key keeps one."""
     expected = _everything_firing(engine)
     assert len(check(engine).raised) == expected
-    monkeypatch.setattr(alerts, "_active_alerts", lambda _engine: {})
+    monkeypatch.setattr(lifecycle, "active_by_key", lambda _engine: {})
     report = check(engine)
     assert report.raised == [] and report.resolved == []
     assert len(_active_rows(engine)) == expected
@@ -415,7 +417,7 @@ def test_a_stale_view_escalates_the_existing_alert(
     add_spend(engine, "org_a", 6.0, NOW - HOUR_MS, None)
     [raised] = check(engine).raised
     add_spend(engine, "org_a", 6.0, NOW - HOUR_MS, None)
-    monkeypatch.setattr(alerts, "_active_alerts", lambda _engine: {})
+    monkeypatch.setattr(lifecycle, "active_by_key", lambda _engine: {})
     report = check(engine)
     assert report.raised == []
     assert [(a["id"], a["severity"]) for a in report.escalated] == [(raised["id"], "critical")]
@@ -558,6 +560,9 @@ def test_list_alerts_filters_newest_first(engine: Engine) -> None:
     assert kinds(state="all", kind="queue_depth") == ["queue_depth"]
     assert kinds(state="all", since=NOW + 1000) == ["disambiguation_backlog", "queue_depth"]
     assert kinds(state="all", limit=1) == ["disambiguation_backlog"]
+    assert kinds(state="all", until=NOW + 3000) == ["queue_depth", "circuit_breaker_open"]
+    assert kinds(state="all", since=NOW + 1000, until=NOW + 1001) == ["queue_depth"]
+    assert alerts.count_active(engine) == len(kinds())
     with pytest.raises(ValueError, match="unknown state"):
         alerts.list_alerts(engine, state="open")
     with pytest.raises(ValueError, match="unknown severity"):
@@ -573,7 +578,8 @@ def test_thresholds_from_env_override_the_defaults() -> None:
     assert t.queue_depth == 3 and t.failure_rate_warning == 0.2
     assert t.failure_rate_critical == 0.25 and t.disambiguation_backlog == 100
     assert AlertThresholds.from_env({}) == AlertThresholds()
-    assert set(alerts.ENV_VARS) >= set(env)
+    assert set(CONFIG_ENV_VARS) >= set(env)
+    assert Settings(alert_thresholds=t).alert_thresholds.queue_depth == 3
     with pytest.raises(ValueError, match="VOICEWATCH_ALERT_QUEUE_DEPTH"):
         AlertThresholds.from_env({"VOICEWATCH_ALERT_QUEUE_DEPTH": "many"})
     with pytest.raises(ValueError, match="failure_rate_warning"):

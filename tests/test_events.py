@@ -36,7 +36,6 @@ from voicewatch.events import (
     EventFilter,
     artifact_timeline,
     artifacts_in_flight,
-    count_in_flight,
     encode_cursor,
     failed_artifacts,
     iter_events,
@@ -44,6 +43,7 @@ from voicewatch.events import (
     recent_events,
 )
 from voicewatch.histogram import index_of
+from voicewatch.metrics import queue_depth as count_in_flight
 from voicewatch.store import make_engine
 from voicewatch.store.tables import voice_pipeline_artifact_states as states_t
 from voicewatch.store.tables import voice_pipeline_counters as counters_t

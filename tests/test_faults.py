@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import httpx
+import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError
 
@@ -50,6 +51,7 @@ from voicewatch.simulate_notes import DEMO_CLUBS, make_note
 from voicewatch.store import open_store
 from voicewatch.store.tables import PLATFORM
 from voicewatch.store.tables import voice_note_artifacts as artifacts_t
+from voicewatch.store.transient import WEB_RETRY
 
 
 def _worker(settings: Settings, log: Path, **env: str) -> subprocess.Popen[bytes]:
@@ -76,9 +78,13 @@ def _wait_for(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def
     return False
 
 
-def test_a_worker_killed_mid_stage_is_detected_and_the_retry_completes(tmp_path: Path) -> None:
+def test_a_worker_killed_mid_stage_is_detected_and_the_retry_completes(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'vw.db'}")
+    previous_queue = tasks._queue_url
     tasks.use_queue(settings.queue_url)
+    request.addfinalizer(lambda: tasks.use_queue(previous_queue))  # for the tests after
     ctx = runtime.build_context(settings)
     seed_demo_clubs(ctx.engine)
     log = tmp_path / "worker.log"
@@ -249,16 +255,19 @@ def _status_lines(log: Path, status: int) -> int:
 
 # --- PostgreSQL restarted under the server ------------------------------------------------------
 
-PG_OUTAGE_S = 3.0
+#: Longer than a request's own retries (``WEB_RETRY``: 3 s of backoff), so the
+#: outage is felt as 503s, not only as slower answers.
+PG_OUTAGE_S = WEB_RETRY.total_s() + 2.0
 
 
 def test_postgresql_restarted_while_the_sdk_streams_to_the_server(
     private_postgres: PrivatePostgres, tmp_path: Path
 ) -> None:
-    """Stop PostgreSQL for 3 s and start it again while events stream in over HTTP.
+    """Stop PostgreSQL for 5 s and start it again while events stream in over HTTP.
 
     The server is never restarted: its pool (pre-ping) finds the dead
-    connections and reconnects; meanwhile it answers 503 and the SDK retries.
+    connections and reconnects; meanwhile each request retries its write for
+    about 3 s, then answers 503, and the SDK retries.
     A batch committed just as the connection died is resent and skipped as a
     duplicate, so each event is stored once and counted once.
     """

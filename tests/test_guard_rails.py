@@ -1,4 +1,4 @@
-"""The guard rails run by staff: budgets, rate limits and the breaker, over HTTP and in the pipeline.
+"""Guard rails run by staff: budgets, rate limits, the breaker; over HTTP and in the pipeline.
 
 The server is real (``live_server``, SQLite and PostgreSQL); the pipeline runs in
 this process on the same database with its guards on a test clock, so a day

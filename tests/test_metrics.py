@@ -588,10 +588,10 @@ def test_same_figures_when_the_database_cannot_bucket(
     story: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without SQL ln() (SQLite built without math functions) durations are bucketed in Python."""
-    from voicewatch import snapshots
+    from voicewatch.metrics import period
 
     in_sql = metrics.period_totals(story, D0, D1)
-    monkeypatch.setitem(snapshots._HAS_LN, str(story.url), False)
+    monkeypatch.setitem(period._HAS_LN, str(story.url), False)
     in_python = metrics.period_totals(story, D0, D1)
     assert set(in_sql) == set(in_python) == {"", "org_a", "org_b", "org_c"}
     for scope, totals in in_sql.items():
@@ -1045,3 +1045,55 @@ def test_cleanup_removes_exactly_what_is_older_than_the_cutoff(engine: Engine) -
     assert [k[1] for k in snapshot_rows(engine, "hourly")] == [hourly_cut]
     assert [k[1] for k in snapshot_rows(engine, "daily")] == [daily_cut]
     assert metrics.cleanup(engine, now, batch_size=2) == dict.fromkeys(deleted, 0)
+
+
+# --- queue depth, the one definition -------------------------------------------------------
+
+
+def test_queue_depth_is_the_sum_of_the_stage_depths(engine: Engine) -> None:
+    """An artifact without a tracked stage yet counts at ingestion; finished ones not at all."""
+    now = at(D0, 12)
+    events = [
+        make_event("artifact_received", now - 5 * M, artifact_id="I", organization_id="org_a"),
+        make_event("artifact_received", now - 5 * M, artifact_id="T", organization_id="org_b"),
+        make_event("transcription_started", now - 4 * M, artifact_id="T", organization_id="org_b",
+                   pipeline_stage="transcription"),
+        make_event("artifact_received", now - 5 * M, artifact_id="D", organization_id="org_a"),
+        make_event("artifact_completed", now - 1 * M, artifact_id="D", organization_id="org_a"),
+    ]  # fmt: skip
+    assert not log_events(engine, events).rejected
+    depths = metrics.queue_depths(engine)
+    assert depths.get("ingestion") == 1 and depths.get("transcription") == 1
+    assert metrics.queue_depth(engine) == sum(depths.values()) == 2
+    assert metrics.queue_depth(engine, "org_a") == 1
+    assert metrics.queue_depths(engine, "org_b") == {"transcription": 1}
+    assert metrics.realtime(engine, now=now)["active_artifacts"] == 2
+    ingestion = metrics.ingestion_figures(engine, now)
+    assert ingestion["queue_depth"] == 1
+    assert ingestion["throughput_per_hour"] == pytest.approx(3 / 24)
+
+
+def test_one_health_rule_for_every_stage() -> None:
+    assert metrics.stage_health(0.0, 0) == "green"
+    assert metrics.stage_health(0.10, 20) == "green"  # strictly above
+    assert metrics.stage_health(0.11, 0) == "yellow"
+    assert metrics.stage_health(0.0, 21) == "yellow"
+    assert metrics.stage_health(0.26, 0) == "red"
+    assert metrics.stage_health(0.0, 51) == "red"
+    strict = metrics.HealthThresholds(yellow_queue_depth=0)
+    assert metrics.stage_health(0.0, 1, strict) == "yellow"
+
+
+def test_artifact_costs_are_bounded(engine: Engine) -> None:
+    events = [
+        make_event("transcription_completed", at(D0, 1), artifact_id="A",
+                   metadata={"ai_cost": 0.25}),
+        make_event("claims_extracted", at(D0, 1), artifact_id="A", metadata={"ai_cost": 0.5}),
+        make_event("budget_threshold_reached", at(D0, 1), artifact_id="A",
+                   metadata={"ai_cost": 9.0}),
+    ]  # fmt: skip
+    assert not log_events(engine, events).rejected
+    assert metrics.artifact_costs(engine, ["A", "B"]) == {"A": pytest.approx(0.75)}
+    assert metrics.artifact_costs(engine, []) == {}
+    with pytest.raises(ValueError, match="at most"):
+        metrics.artifact_costs(engine, [f"x{i}" for i in range(metrics.MAX_COST_ARTIFACTS + 1)])

@@ -18,10 +18,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from voicewatch import alerts, notify
-from voicewatch.alerts import AlertThresholds
+from voicewatch import alerts
+from voicewatch.alerts import AlertThresholds, notify
+from voicewatch.alerts.notify import AlertStream, Notifier, WebhookSender
 from voicewatch.clock import parse_iso_ms
-from voicewatch.notify import AlertStream, Notifier, WebhookSender
+from voicewatch.config import ALERT_WEBHOOK_URL_ENV, Settings
+from voicewatch.config import ENV_VARS as CONFIG_ENV_VARS
 from voicewatch.store import write_transaction
 from voicewatch.store.tables import ai_service_health
 
@@ -153,7 +155,7 @@ def test_publishing_from_many_threads_loses_nothing() -> None:
 def test_module_stream_is_what_the_default_notifier_publishes_to(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delenv(notify.WEBHOOK_URL_ENV, raising=False)
+    monkeypatch.delenv(ALERT_WEBHOOK_URL_ENV, raising=False)
     notify.reset_default_notifier()
     inbox = notify.subscribe()
     try:
@@ -278,13 +280,18 @@ def test_notifier_sends_changes_to_stream_and_webhook(receiver_factory: Any) -> 
     hook.webhook.close()
 
 
-def test_notifier_from_env() -> None:
+def test_notifier_for_the_configured_webhook(monkeypatch: pytest.MonkeyPatch) -> None:
     url = "http://127.0.0.1:9/hook"
-    hook = notify.notifier_from_env({notify.WEBHOOK_URL_ENV: url})
+    hook = notify.notifier_for(url)
     assert hook.webhook is not None and hook.webhook.url == url
     assert hook.stream is notify.STREAM
-    assert notify.notifier_from_env({}).webhook is None
-    assert notify.ENV_VARS == ("VOICEWATCH_ALERT_WEBHOOK_URL",)
+    assert notify.notifier_for("").webhook is None
+    assert ALERT_WEBHOOK_URL_ENV == "VOICEWATCH_ALERT_WEBHOOK_URL"
+    assert ALERT_WEBHOOK_URL_ENV in CONFIG_ENV_VARS
+    monkeypatch.setenv(ALERT_WEBHOOK_URL_ENV, f" {url} ")
+    assert Settings.from_env().alert_webhook_url == url  # config.py reads it, trimmed
+    monkeypatch.delenv(ALERT_WEBHOOK_URL_ENV)
+    assert Settings.from_env().alert_webhook_url == ""
 
 
 def _open_circuit(engine: Engine) -> None:

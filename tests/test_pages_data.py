@@ -18,8 +18,9 @@ import pytest
 from sqlalchemy import update
 
 from pipeline_helpers import QueueDriver, make_pipeline
-from voicewatch import events, metrics, views_data
+from voicewatch import events, metrics
 from voicewatch.clock import hour_start, now_ms
+from voicewatch.dashboard import filters as page_filters
 from voicewatch.pipeline import repository as repo
 from voicewatch.pipeline.intake import submit_note
 from voicewatch.pipeline.stages import emit_received
@@ -244,7 +245,7 @@ def test_filters_narrow_the_grid_and_the_event_log(
     for _ in range(3):
         submit_note(ctx, organization_id="org_two", coach_user_id="coach_9", text=NOTES[2])
     ctx.monitor.flush(timeout=10)
-    monkeypatch.setattr(views_data, "PAGE_SIZE", 2)
+    monkeypatch.setattr(page_filters, "PAGE_SIZE", 2)
     browser_page.goto("/artifacts?organization_id=org_two")
     first = list(_statuses(page))
     assert len(first) == 2

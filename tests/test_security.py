@@ -28,9 +28,9 @@ from conftest import STAFF_EMAIL, STAFF_PASSWORD, LiveServer
 from pipeline_helpers import make_pipeline
 from voicewatch import alerts
 from voicewatch.alerts import AlertThresholds
+from voicewatch.alerts.notify import AlertStream, Notifier
 from voicewatch.auth import create_staff, create_token, revoke_token
 from voicewatch.clock import now_ms
-from voicewatch.notify import AlertStream, Notifier
 from voicewatch.pipeline import repository as repo
 from voicewatch.store import write_transaction
 from voicewatch.store.tables import (
@@ -48,7 +48,7 @@ SECRET = "test-secret-for-sessions"
 #: Open to everyone (DESIGN.md "Access"): login, logout, liveness.
 OPEN = {("GET", "/login"), ("POST", "/login"), ("POST", "/logout"), ("GET", "/api/v1/health")}
 #: Ingest or staff.
-INGEST = {("POST", "/api/v1/events"), ("POST", "/api/v1/artifacts")}
+INGEST = {("POST", "/api/v1/events"), ("POST", "/api/v1/artifacts"), ("POST", "/v1/traces")}
 #: Routes the enumeration must find, so that it can never pass by finding none.
 KNOWN = {
     ("GET", "/api/v1/events"),
@@ -361,13 +361,23 @@ def test_a_tampered_session_is_anonymous(lite: LiveServer) -> None:
 
 
 def test_session_state_changes_need_the_csrf_token(server: LiveServer) -> None:
+    """Without the session's CSRF token (none, empty, or a wrong one) nothing changes.
+
+    The wrong token is the real one with its last character replaced by a
+    *different* character (``"x"``, or ``"y"`` when the real one ends in ``x``),
+    so it differs from the real token in every run. (It used to be
+    ``csrf[:-1] + "x"``, which *is* the real token whenever that ends in
+    ``x``: 1 run in 64, when the test failed with a 202.)
+    """
     ctx, _driver, artifact_id = _failed_artifact(server)
     alert_id = _raise_alert(server)
     client, csrf = _signed_in(server)
     try:
         retry = f"/api/v1/artifacts/{artifact_id}/retry"
         ack = f"/api/v1/alerts/{alert_id}/acknowledge"
-        for headers in ({}, {"X-CSRF-Token": ""}, {"X-CSRF-Token": csrf[:-1] + "x"}):
+        wrong = csrf[:-1] + ("y" if csrf.endswith("x") else "x")
+        assert wrong != csrf and len(wrong) == len(csrf)
+        for headers in ({}, {"X-CSRF-Token": ""}, {"X-CSRF-Token": wrong}):
             assert client.post(retry, json={"stage": "full"}, headers=headers).status_code == 403
             assert client.post(ack, headers=headers).status_code == 403
         # a cross-site form post carries a wrong token in the form

@@ -60,21 +60,42 @@ def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
     eng.dispose()
 
 
-def test_sqlite_page_size_is_set_and_checkpoints_are_by_bytes(tmp_path: Path) -> None:
+def test_sqlite_page_size_is_set_and_checkpoints_are_made_off_the_write_path(
+    tmp_path: Path,
+) -> None:
+    """New stores get 4 KB pages; no COMMIT checkpoints the WAL (``wal_autocheckpoint=0``):
+    the process's checkpointer thread does, once the WAL has grown past its size in bytes."""
     import sqlite3
+    import time
 
-    from voicewatch.store import make_engine
-    from voicewatch.store.engine import SQLITE_PAGE_SIZE, WAL_CHECKPOINT_BYTES
+    from sqlalchemy import text
 
-    eng = make_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    from voicewatch.store import make_engine, write_transaction
+    from voicewatch.store.checkpoint import ensure_checkpointer
+    from voicewatch.store.engine import SQLITE_PAGE_SIZE
+
+    path = tmp_path / "new.db"
+    # This process's checkpointer for the file, with a small threshold (before any
+    # write, which would start it with the default 40 MB).
+    ensure_checkpointer(str(path), threshold=256 * 1024, poll_s=0.02)
+    eng = make_engine(f"sqlite:///{path}")
     migrate(eng)
     with eng.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA page_size").scalar() == SQLITE_PAGE_SIZE
-        checkpoint = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
-        assert checkpoint == WAL_CHECKPOINT_BYTES // SQLITE_PAGE_SIZE
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    with write_transaction(eng) as conn:
+        conn.execute(text("CREATE TABLE filler (b BLOB)"))
+    before = path.stat().st_size
+    for _ in range(16):  # 16 x 64 KB = 1 MB into the WAL, four times the threshold
+        with write_transaction(eng) as conn:
+            conn.execute(text("INSERT INTO filler VALUES (randomblob(65536))"))
+    with eng.connect():  # keep a connection open: closing the last one checkpoints too
+        deadline = time.monotonic() + 20
+        while path.stat().st_size < before + 1024 * 1024 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert path.stat().st_size >= before + 1024 * 1024  # copied into the database file
     eng.dispose()
-    # A store made with other pages keeps them, and its checkpoint interval
-    # still comes to the same number of bytes.
+    # A store made with other pages keeps them.
     old = tmp_path / "old.db"
     with sqlite3.connect(old) as raw:
         raw.execute("PRAGMA page_size=16384")
@@ -82,6 +103,4 @@ def test_sqlite_page_size_is_set_and_checkpoints_are_by_bytes(tmp_path: Path) ->
     eng = make_engine(f"sqlite:///{old}")
     with eng.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA page_size").scalar() == 16384
-        checkpoint = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
-        assert checkpoint == WAL_CHECKPOINT_BYTES // 16384
     eng.dispose()

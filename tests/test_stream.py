@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from voicewatch import alerts, clock
-from voicewatch.notify import Notifier
+from voicewatch.alerts.notify import Notifier
 
 
 def failing_burst(received: int = 6, failed: int = 3) -> list[dict[str, Any]]:

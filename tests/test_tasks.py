@@ -47,6 +47,7 @@ def test_a_note_runs_through_huey_on_the_embedded_sqlite_queue(tmp_path: Path) -
 
     db_url = f"sqlite:///{tmp_path / 'vw.db'}"
     settings = Settings(database_url=db_url)
+    previous_queue = tasks._queue_url
     huey = tasks.use_queue(settings.queue_url)
     ctx = build_context(settings)
     runtime.install(ctx)  # the consumer threads run stages with this process's context
@@ -57,8 +58,11 @@ def test_a_note_runs_through_huey_on_the_embedded_sqlite_queue(tmp_path: Path) -
         statuses = _wait_until_settled(ctx.engine, ids, timeout=60)
     finally:
         consumer.stop(graceful=True)
+        # Later tests (in any order) must not find this test's queue and context.
+        tasks.use_queue(previous_queue)
+        runtime.install(None)
     assert statuses == {i: "completed" for i in ids}
-    ctx.monitor.flush(timeout=10)
+    assert ctx.monitor.flush(timeout=30)
     for artifact_id in ids:
         kinds = [e["event_type"] for e in events.artifact_timeline(ctx.engine, artifact_id)]
         assert kinds[0] == "artifact_received" and kinds[-1] == "artifact_completed"
@@ -120,6 +124,7 @@ def test_two_worker_processes_on_postgresql_and_redis(tmp_path: Path) -> None:
     settings = Settings(
         database_url=POSTGRES_URL, queue_url=REDIS_URL, audio_dir=str(tmp_path / "audio")
     )
+    previous_queue = tasks._queue_url
     tasks.use_queue(REDIS_URL)
     ctx = build_context(settings)
     try:
@@ -136,7 +141,8 @@ def test_two_worker_processes_on_postgresql_and_redis(tmp_path: Path) -> None:
                 proc.kill()
         for log in logs:
             log.close()
-    ctx.monitor.flush(timeout=20)
+        tasks.use_queue(previous_queue)  # later tests must not queue onto this Redis
+    assert ctx.monitor.flush(timeout=60)
     assert len(statuses) == 200, "an artifact was lost"
     assert set(statuses.values()) <= {"completed", "failed"}
     failed = [i for i, s in statuses.items() if s == "failed"]

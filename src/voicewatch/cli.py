@@ -71,6 +71,9 @@ def main_options(
     """Global options shared by every command."""
     import os
 
+    from voicewatch.store import write_stats
+
+    write_stats.name_process(ctx.invoked_subcommand or "voicewatch")
     ctx.obj = Settings.from_env(database_url=db, queue_url=queue)
     # Worker processes and the task module read these, so the flags must reach them.
     os.environ["VOICEWATCH_DATABASE_URL"] = ctx.obj.database_url
@@ -180,10 +183,15 @@ def serve(
     """
     import uvicorn
 
+    from voicewatch.pipeline.runtime import build_context
     from voicewatch.web.app import create_app
 
     settings = settings_of(ctx)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    web = create_app(settings)  # migrates the store (once, under its lock) before listening
+    # Built before the first request, so a burst of submissions right after
+    # start finds it ready (``api_artifacts`` would otherwise build it, once).
+    web.state.pipeline = build_context(settings, engine=web.state.engine)
+    uvicorn.run(web, host=host, port=port, log_level="info")
 
 
 @app.command()
@@ -409,9 +417,10 @@ def check_health(ctx: typer.Context) -> None:
 
     Example: voicewatch check-health
     """
-    from voicewatch import alerts, notify
+    from voicewatch import alerts
+    from voicewatch.alerts import notify
 
-    report = alerts.check_health(engine_of(ctx))
+    report = alerts.check_health(engine_of(ctx), thresholds=settings_of(ctx).alert_thresholds)
     for line in report.lines():
         typer.echo(line)
     notify.default_notifier().flush(timeout=10)
@@ -477,10 +486,16 @@ def worker(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("huey").setLevel(logging.WARNING)  # one line per task is noise
-    engine_of(ctx)  # migrate before the first task
-    runtime.context()
+    # Migrate (once, under the store's lock) and build the context before the
+    # first task, so the worker threads never race to do either.
+    runtime.install(runtime.build_context(settings_of(ctx), engine=engine_of(ctx)))
     typer.echo(f"worker: {workers} threads on {settings_of(ctx).queue_url}")
-    Consumer(huey, workers=workers, worker_type="thread", periodic=not no_periodic).run()
+    # An idle worker polls the SQLite queue at most 1 s apart (Huey's default
+    # backs off to 10 s, which a note or a retried task would wait out); Redis
+    # blocks on the queue instead and is not affected.
+    Consumer(
+        huey, workers=workers, worker_type="thread", periodic=not no_periodic, max_delay=1.0
+    ).run()
 
 
 from voicewatch import cli_guards  # noqa: E402,F401  (budget, ratelimit, breaker commands)

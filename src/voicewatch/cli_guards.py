@@ -63,7 +63,7 @@ def budget_show(ctx: typer.Context) -> None:
 
     Example: voicewatch budget show
     """
-    from voicewatch.guard_figures import budgets, cost_model
+    from voicewatch.metrics.guards import budgets, cost_model
 
     rows = budgets(engine_of(ctx), now_ms())
     if not rows:
@@ -122,7 +122,7 @@ def ratelimit_show(ctx: typer.Context) -> None:
 
     Example: voicewatch ratelimit show
     """
-    from voicewatch.guard_figures import rate_limits
+    from voicewatch.metrics.guards import rate_limits
 
     figures = rate_limits(engine_of(ctx), settings_of(ctx), now_ms())
     typer.echo(f"default: {figures['default_per_minute']} AI calls a minute per org and service")
@@ -142,7 +142,7 @@ def breaker_show(ctx: typer.Context) -> None:
 
     Example: voicewatch breaker show
     """
-    from voicewatch.guard_figures import services
+    from voicewatch.metrics.guards import services
 
     for s in services(engine_of(ctx), settings_of(ctx)):
         since = to_iso(s["since"]) if s["since"] else "-"

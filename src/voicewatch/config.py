@@ -6,11 +6,15 @@ one is not.
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DATABASE_URL = "sqlite:///voicewatch.db"
+ALERT_WEBHOOK_URL_ENV = "VOICEWATCH_ALERT_WEBHOOK_URL"
 
 
 def _env_int(name: str, default: int) -> int:
@@ -34,6 +38,79 @@ def _beside_database(database_url: str, suffix: str) -> Path:
 def default_queue_url(database_url: str) -> str:
     """The embedded queue: a SQLite file beside the SQLite database."""
     return f"sqlite:///{_beside_database(database_url, '-queue.db')}"
+
+
+ALERT_ENV_PREFIX = "VOICEWATCH_ALERT_"
+
+
+@dataclass(frozen=True)
+class AlertThresholds:
+    """Every threshold of the health rules (``voicewatch.alerts``); the defaults are the seed's.
+
+    Each is read from ``VOICEWATCH_ALERT_<NAME>`` (``from_env``), e.g.
+    ``VOICEWATCH_ALERT_QUEUE_DEPTH=80``. Comparisons are strict ("above"),
+    except the budget ones, which fire when the spend *reaches* its level.
+    """
+
+    #: failure rate = artifact_failed / artifact_received over the window
+    failure_rate_warning: float = 0.10
+    failure_rate_critical: float = 0.25
+    failure_rate_window_minutes: int = 30
+    #: fewer artifacts received than this in the window: no failure-rate alert
+    #: (one failed note out of one is 100%, and means nothing)
+    failure_rate_min_received: int = 5
+    #: recent average end-to-end latency above ``factor`` x the historical one
+    latency_factor: float = 2.0
+    latency_window_minutes: int = 30
+    #: fewer artifacts completed than this in the window: no latency alert
+    latency_min_completed: int = 5
+    latency_history_days: int = 7
+    #: artifacts in flight (received, neither completed nor failed)
+    queue_depth: int = 50
+    #: entity resolutions with status needs_disambiguation
+    disambiguation_backlog: int = 100
+    #: no artifact completed or failed for this long while one has waited this long
+    stall_minutes: int = 60
+    #: artifacts received longer ago than this do not count as waiting (orphans)
+    stall_lookback_hours: int = 24
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"alert threshold {f.name} must be a finite number >= 0")
+        if self.failure_rate_warning > self.failure_rate_critical:
+            raise ValueError("failure_rate_warning must not exceed failure_rate_critical")
+        for name in (
+            "failure_rate_window_minutes", "latency_window_minutes", "latency_history_days",
+            "stall_minutes", "stall_lookback_hours",
+        ):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ValueError(f"alert threshold {name} must be at least 1")
+
+    @classmethod
+    def env_var(cls, name: str) -> str:
+        return ALERT_ENV_PREFIX + name.upper()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AlertThresholds:
+        """The defaults, overridden by any ``VOICEWATCH_ALERT_*`` variable that is set.
+
+        :raises ValueError: naming the variable, when a value is not a number.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = (env.get(cls.env_var(f.name)) or "").strip()
+            if not raw:
+                continue
+            kind = int if isinstance(f.default, int) else float
+            try:
+                values[f.name] = kind(raw)
+            except ValueError as exc:
+                expected = "an integer" if kind is int else "a number"
+                raise ValueError(f"{cls.env_var(f.name)}={raw!r} is not {expected}") from exc
+        return cls(**values)
 
 
 @dataclass
@@ -64,6 +141,12 @@ class Settings:
     #: larger batches keep its share of SQLite's write lock (and of the stage's
     #: time) small; events still reach the dashboard within this delay
     emit_flush_ms: int = 250
+    #: largest OTLP body once decompressed (a gzip bomb stops here, see otlp/gunzip.py)
+    otlp_max_decoded_bytes: int = 16 * 1024 * 1024
+    #: the health rules' thresholds (``VOICEWATCH_ALERT_*``)
+    alert_thresholds: AlertThresholds = field(default_factory=AlertThresholds)
+    #: Slack-compatible webhook that alert changes are posted to (unset: none)
+    alert_webhook_url: str = ""
     # --- guard rails (issue 13) ---
     #: AI calls per organization and service per minute, unless overridden
     #: (``voicewatch ratelimit set`` / ``PUT /api/v1/rate-limits``)
@@ -116,6 +199,11 @@ class Settings:
             "secure_cookies": os.environ.get("VOICEWATCH_SECURE_COOKIES", "")
             in ("1", "true", "yes"),
             "emit_flush_ms": _env_int("VOICEWATCH_EMIT_FLUSH_MS", 250),
+            "otlp_max_decoded_bytes": _env_int(
+                "VOICEWATCH_OTLP_MAX_DECODED_BYTES", 16 * 1024 * 1024
+            ),
+            "alert_thresholds": AlertThresholds.from_env(),
+            "alert_webhook_url": os.environ.get(ALERT_WEBHOOK_URL_ENV, "").strip(),
             "rate_limit_per_minute": _env_int("VOICEWATCH_RATE_LIMIT_PER_MINUTE", 600),
             "rate_limit_horizon_ms": _env_int("VOICEWATCH_RATE_LIMIT_HORIZON_MS", 15 * 60_000),
             "offline_price_audio_minute": _env_float(
@@ -154,6 +242,9 @@ ENV_VARS: tuple[str, ...] = (
     "VOICEWATCH_BREAKER_COOLDOWN_MS",
     "VOICEWATCH_STAGE_DELAY_MS",
     "VOICEWATCH_EMIT_FLUSH_MS",
+    "VOICEWATCH_OTLP_MAX_DECODED_BYTES",
+    ALERT_WEBHOOK_URL_ENV,
+    *(AlertThresholds.env_var(f.name) for f in fields(AlertThresholds)),
     "VOICEWATCH_RATE_LIMIT_PER_MINUTE",
     "VOICEWATCH_RATE_LIMIT_HORIZON_MS",
     "VOICEWATCH_OFFLINE_PRICE_AUDIO_MINUTE",

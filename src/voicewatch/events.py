@@ -25,7 +25,6 @@ from sqlalchemy import (
     Float,
     Integer,
     and_,
-    func,
     or_,
     select,
 )
@@ -542,12 +541,3 @@ def failed_artifacts(
 ) -> list[dict[str, Any]]:
     """Artifacts whose latest lifecycle event is ``artifact_failed``, newest first."""
     return _artifacts_in_state(engine, model.TrackedState.FAILED, limit, organization_id)
-
-
-def count_in_flight(engine: Engine, organization_id: str | None = None) -> int:
-    """How many artifacts are in flight (an index count over the in-flight rows only)."""
-    query = select(func.count()).where(states_t.c.state == model.TrackedState.IN_FLIGHT.value)
-    if organization_id:
-        query = query.where(states_t.c.organization_id == organization_id)
-    with read_connection(engine) as conn:
-        return int(conn.execute(query).scalar_one())

@@ -14,9 +14,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from voicewatch import audit, guard_figures
+from voicewatch import audit
 from voicewatch.config import Settings
 from voicewatch.events import log_events
+from voicewatch.metrics import guards as guard_figures
 from voicewatch.pipeline import breaker, budgets, ratelimit
 from voicewatch.pipeline import repository as repo
 from voicewatch.pipeline.providers import AI_SERVICES

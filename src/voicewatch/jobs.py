@@ -4,6 +4,10 @@ Times are UTC (DESIGN.md "Jobs"): hourly aggregation at :30 for the previous
 hour (and any hour missed while no worker ran), daily aggregation at 01:30,
 the health check every 5 minutes, retention cleanup on Sundays at 04:30.
 
+A transient store error (a locked SQLite file, a PostgreSQL restart) before
+the claim has the queue run the job again later; after it, the job retries in
+place. Either way a job that meets one does not wait for its next slot.
+
 "Once" comes from ``job_runs``: a worker first claims ``(job, slot)`` with an
 insert that only one transaction can win; the others skip. The work itself is
 idempotent too (snapshots are replaced, alerts deduped), so a slot claimed by
@@ -25,6 +29,7 @@ from voicewatch.clock import MINUTE_MS, day_start, hour_window, now_ms, to_datet
 from voicewatch.config import Settings
 from voicewatch.store import write_transaction
 from voicewatch.store.tables import job_runs
+from voicewatch.store.transient import retrying
 
 log = logging.getLogger("voicewatch.jobs")
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
@@ -49,13 +54,20 @@ def run_once(engine: Engine, job: str, run_key: str, work: Callable[[], Any]) ->
     if not claim(engine, job, run_key):
         log.info("%s %s already ran elsewhere", job, run_key)
         return None
-    result = work()
-    with write_transaction(engine) as conn:
-        conn.execute(
-            update(job_runs)
-            .where(job_runs.c.job == job, job_runs.c.run_key == run_key)
-            .values(finished_at=now_ms())
-        )
+    # From here the slot is ours and nobody else will run it, so a transient
+    # store error is retried in place (the work is idempotent); a transient
+    # error before the claim goes back to the queue instead (``tasks``).
+    result = retrying(work, f"{job} {run_key}")
+
+    def finish() -> None:
+        with write_transaction(engine) as conn:
+            conn.execute(
+                update(job_runs)
+                .where(job_runs.c.job == job, job_runs.c.run_key == run_key)
+                .values(finished_at=now_ms())
+            )
+
+    retrying(finish, f"{job} {run_key} (marking it finished)")
     return result
 
 

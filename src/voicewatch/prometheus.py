@@ -11,6 +11,8 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from sqlalchemy import Engine
 
 from voicewatch import metrics
+from voicewatch.clock import now_ms
+from voicewatch.otlp import figures
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _HEALTH = {"green": 0, "yellow": 1, "red": 2}
@@ -57,6 +59,11 @@ def exposition(engine: Engine) -> bytes:
         "voicewatch_circuit_open",
         "1 when an AI service circuit is open, 0.5 half-open, 0 closed.",
         {"open": 1.0, "half_open": 0.5}.get(live["circuit_breaker_state"], 0.0),
+    )
+    gauge(
+        "voicewatch_otlp_unmapped_spans_60m",
+        "OTLP spans accepted in the last 60 minutes that mapped to no event or AI call.",
+        figures.unmapped_since(engine, now_ms() - 3_600_000),
     )
     stages = metrics.stage_breakdown(engine)["stages"]
     per_stage = {

@@ -166,18 +166,25 @@ def record_usage(
     audio_seconds: float = 0.0,
     now_ms: int,
     prices: Mapping[str, ModelPrice] = PRICES,
+    cost_usd: float | None = None,
 ) -> float:
     """Price one AI call and append it to ``ai_usage_log``; return its cost in USD.
 
     ``operation`` names what the call did (``"transcription"``,
     ``"claims_extraction"``, ...). The cost is worked out before anything is
     written, so an unknown model or a bad quantity stores nothing.
+    ``cost_usd`` is a cost the caller already knows (an OTLP sender's
+    ``gen_ai.usage.cost``, or one priced by ``cost_of``); without it the call
+    is priced from ``prices``.
     """
     if not organization_id:
         raise ValueError("organization_id is required")
     if len(model) > _MODEL_MAX_LEN:
         raise ValueError(f"model name is longer than {_MODEL_MAX_LEN} characters")
-    cost = cost_of(model, input_tokens, output_tokens, audio_seconds, prices=prices)
+    if cost_usd is None:
+        cost = cost_of(model, input_tokens, output_tokens, audio_seconds, prices=prices)
+    else:
+        cost = round(_quantity("cost_usd", cost_usd), 12)
     with write_transaction(engine) as conn:
         conn.execute(
             insert(usage_t).values(

@@ -12,12 +12,13 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from voicewatch.clock import now_ms
 from voicewatch.model import ArtifactStatus
@@ -85,36 +86,26 @@ def organization_exists(engine: Engine, organization_id: str) -> bool:
         )
 
 
-def organization_names(engine: Engine, organization_ids: Iterable[str]) -> dict[str, str]:
-    """Names of many organizations in one query (never one query per organization)."""
-    ids = sorted({i for i in organization_ids if i})
-    if not ids:
-        return {}
-    with read_connection(engine) as conn:
-        rows = conn.execute(
-            select(organizations.c.organization_id, organizations.c.name).where(
-                organizations.c.organization_id.in_(ids)
-            )
-        )
-        return {r.organization_id: r.name for r in rows}
-
-
 def ensure_coach(engine: Engine, coach_user_id: str, organization_id: str, name: str = "") -> None:
-    """Make sure a coach exists (coaches are created on first note)."""
+    """Make sure a coach exists (coaches are created on first note).
+
+    An insert that ignores a conflict, not "select, then insert": a coach's
+    first notes may arrive together at two servers (PostgreSQL runs both
+    transactions at once; the loser of a select-then-insert got a 500).
+    """
     with write_transaction(engine) as conn:
-        found = conn.execute(
-            select(users.c.user_id).where(users.c.user_id == coach_user_id)
-        ).first()
-        if not found:
-            conn.execute(
-                users.insert().values(
-                    user_id=coach_user_id,
-                    name=name or coach_user_id,
-                    role="coach",
-                    organization_id=organization_id,
-                    created_at=now_ms(),
-                )
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        conn.execute(
+            dialect.insert(users)
+            .values(
+                user_id=coach_user_id,
+                name=name or coach_user_id,
+                role="coach",
+                organization_id=organization_id,
+                created_at=now_ms(),
             )
+            .on_conflict_do_nothing(index_elements=["user_id"])
+        )
 
 
 # --- rosters ---------------------------------------------------------------------------

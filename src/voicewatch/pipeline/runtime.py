@@ -1,7 +1,8 @@
 """The pipeline's per-process context: store, emitter, providers and the queue.
 
 Built once per process from the settings, so stages never open their own
-connections or monitors.
+connections or monitors. "Once" holds under concurrency: the first callers
+of ``context()`` (a worker's threads) wait on one lock while it is built.
 """
 
 from __future__ import annotations
@@ -16,13 +17,20 @@ _lock = threading.Lock()
 _context: PipelineContext | None = None
 
 
-def build_context(settings: Settings, *, enqueue: Any = None) -> PipelineContext:
-    """A pipeline context for ``settings``; ``enqueue`` defaults to the Huey queue."""
+def build_context(
+    settings: Settings, *, enqueue: Any = None, engine: Any = None
+) -> PipelineContext:
+    """A pipeline context for ``settings``; ``enqueue`` defaults to the Huey queue.
+
+    ``engine`` is a store already opened (and migrated) by the caller, e.g. the
+    web app's; by default one is opened here.
+    """
     from voicewatch.emitter import Monitor
     from voicewatch.pipeline.providers import extractor_for, transcriber_for
     from voicewatch.store import open_store
 
-    engine = open_store(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    if engine is None:
+        engine = open_store(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     monitor = Monitor(
         database_url=settings.database_url, flush_interval=max(settings.emit_flush_ms, 1) / 1000
     )
@@ -54,8 +62,12 @@ def context() -> PipelineContext:
         return _context
 
 
-def install(ctx: PipelineContext) -> None:
-    """Make ``ctx`` this process's context (for processes that build their own: demo, tests)."""
+def install(ctx: PipelineContext | None) -> None:
+    """Make ``ctx`` this process's context (for processes that build their own: demo, tests).
+
+    ``None`` forgets it, so the next ``context()`` builds one from the environment
+    (a test cleaning up after itself).
+    """
     global _context
     with _lock:
         _context = ctx

@@ -6,16 +6,27 @@ outputs replace any earlier ones in the same transaction that marks the stage
 done, and every event it emits has an id derived from the artifact, the
 attempt and the event, so a re-emitted event is a duplicate the store ignores.
 
+Transient store errors (``store.transient``): before the claim nothing has
+changed, so they propagate and the task queue runs the task again later
+(``tasks``). After the claim the stage is ours alone, so each store step is
+retried in place (``_in_place``) with the same bounded backoff: the reads and
+the provider call together (the provider is called again only when its own
+bookkeeping in the store failed), then the output transaction, which is
+idempotent. A stage is never run again by the queue for the same attempt: a
+retried task finds the artifact claimed and does nothing. When the retries
+are spent the note fails with ``store_unavailable`` and the reason.
+
 The pipeline reaches the harness only through ``ctx.emit`` (the SDK's
 ``Monitor.emit``); a failure of monitoring can never fail or slow a stage.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
@@ -25,6 +36,9 @@ from voicewatch.pipeline import repository as repo
 from voicewatch.pipeline.drafts import draft_for_claim
 from voicewatch.pipeline.resolution import resolve_name
 from voicewatch.store import write_transaction
+from voicewatch.store.transient import first_line, is_transient, retrying
+
+log = logging.getLogger("voicewatch.stages")
 
 #: Stage order: the stage each one follows, and what comes next.
 PREVIOUS: dict[str, str] = {
@@ -127,6 +141,16 @@ def emit_received(ctx: PipelineContext, artifact: dict[str, Any]) -> None:
     )
 
 
+T = TypeVar("T")
+#: ``error_code`` of a note failed because the store stayed unavailable.
+STORE_UNAVAILABLE = "store_unavailable"
+
+
+def _in_place(work: Callable[[], T], artifact_id: str, attempt: int, step: str) -> T:
+    """A store step of a claimed stage, retried here on transient errors (see the module)."""
+    return retrying(work, f"{artifact_id} (attempt {attempt}): {step}")
+
+
 def _fail(
     ctx: PipelineContext,
     artifact: dict[str, Any],
@@ -136,8 +160,40 @@ def _fail(
     started: float,
 ) -> None:
     code = getattr(exc, "error_code", None) or getattr(exc, "code", None) or type(exc).__name__
+    message = str(exc) or type(exc).__name__
+    if is_transient(exc):
+        code = STORE_UNAVAILABLE
+        message = f"the store stayed unavailable through every retry: {first_line(exc)}"
     duration = (time.perf_counter() - started) * 1000
-    fail_stage(ctx, artifact, attempt, stage, str(exc) or type(exc).__name__, str(code), duration)
+    fail_stage(ctx, artifact, attempt, stage, message, str(code), duration)
+
+
+def fail_unavailable(
+    ctx: PipelineContext, stage: str, artifact_id: str, attempt: int, exc: BaseException, tries: int
+) -> bool:
+    """Fail a note whose stage task spent its retries before its claim; False if it cannot.
+
+    Best effort: when even this fails the store is down for good, and the
+    recovery job fails or requeues the note once it is back.
+    """
+    try:
+        artifact = _in_place(
+            lambda: repo.get_artifact(ctx.engine, artifact_id),
+            artifact_id,
+            attempt,
+            "read it to fail it",
+        )
+        if artifact is None:
+            return False
+        message = f"the store stayed unavailable through {tries} retries: {first_line(exc)}"
+        return fail_stage(ctx, artifact, attempt, stage, message, STORE_UNAVAILABLE)
+    except Exception as again:
+        log.error(
+            "voicewatch: could not fail %s either (%s); recovery will",
+            artifact_id,
+            first_line(again),
+        )
+        return False
 
 
 def fail_stage(
@@ -150,8 +206,14 @@ def fail_stage(
     duration_ms: float | None = None,
 ) -> bool:
     """Fail the artifact at ``stage`` with its events; False when it had already ended."""
-    previous = repo.fail_artifact(
-        ctx.engine, artifact["artifact_id"], attempt, stage=stage, message=message, code=code
+    artifact_id = artifact["artifact_id"]
+    previous = _in_place(
+        lambda: repo.fail_artifact(
+            ctx.engine, artifact_id, attempt, stage=stage, message=message, code=code
+        ),
+        artifact_id,
+        attempt,
+        f"mark it failed at {stage}",
     )
     if previous is None:
         return False
@@ -168,7 +230,12 @@ def fail_stage(
         ctx, artifact, attempt, "artifact_failed", new_status=ArtifactStatus.FAILED.value, **common
     )
     if attempt:
-        repo.finish_retry(ctx.engine, artifact["artifact_id"], attempt, ok=False, error=message)
+        _in_place(
+            lambda: repo.finish_retry(ctx.engine, artifact_id, attempt, ok=False, error=message),
+            artifact_id,
+            attempt,
+            "record the failed retry",
+        )
         _emit(ctx, artifact, attempt, "retry_failed", **common)
     return True
 
@@ -236,10 +303,20 @@ def run_stage(ctx: PipelineContext, stage: str, artifact_id: str, attempt: int) 
             duration_ms=max(0, end - artifact["created_at"]),
         )
         if attempt:
-            repo.finish_retry(ctx.engine, artifact_id, attempt, ok=True)
+            _in_place(
+                lambda: repo.finish_retry(ctx.engine, artifact_id, attempt, ok=True),
+                artifact_id,
+                attempt,
+                "record the retry's success",
+            )
             _emit(ctx, artifact, attempt, "retry_succeeded")
     else:
-        ctx.enqueue(str(following), artifact_id, attempt)
+        _in_place(
+            lambda: ctx.enqueue(str(following), artifact_id, attempt),
+            artifact_id,
+            attempt,
+            f"queue {following}",
+        )
     return True
 
 
@@ -268,8 +345,35 @@ class Outcome:
 
 
 def _transcription(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Outcome:
-    names = [entry.name for entry in repo.roster(ctx.engine, artifact["organization_id"])]
-    transcript, cost = ctx.transcribe(artifact, names)
+    artifact_id = artifact["artifact_id"]
+
+    def transcribe() -> tuple[Any, float]:
+        names = [entry.name for entry in repo.roster(ctx.engine, artifact["organization_id"])]
+        return ctx.transcribe(artifact, names)
+
+    transcript, cost = _in_place(transcribe, artifact_id, attempt, "transcribe")
+    _in_place(
+        lambda: _save_transcript(ctx, artifact, attempt, transcript),
+        artifact_id,
+        attempt,
+        "store the transcript",
+    )
+    metadata: dict[str, Any] = {
+        "transcript_word_count": transcript.word_count,
+        "ai_model": transcript.model,
+    }
+    if transcript.confidence is not None:
+        metadata["confidence_score"] = round(min(max(transcript.confidence, 0.0), 1.0), 4)
+    if transcript.duration_seconds is not None:
+        metadata["transcript_duration"] = round(transcript.duration_seconds, 2)
+    if cost:
+        metadata["ai_cost"] = cost
+    return Outcome("transcription_completed", ArtifactStatus.TRANSCRIBED.value, metadata)
+
+
+def _save_transcript(
+    ctx: PipelineContext, artifact: dict[str, Any], attempt: int, transcript: Any
+) -> None:
     with write_transaction(ctx.engine) as conn:
         repo.store_transcript(
             conn,
@@ -289,29 +393,23 @@ def _transcription(ctx: PipelineContext, artifact: dict[str, Any], attempt: int)
             status=ArtifactStatus.TRANSCRIBED.value,
         ):
             raise StageError("the artifact changed while it was transcribed", "conflict")
-    metadata: dict[str, Any] = {
-        "transcript_word_count": transcript.word_count,
-        "ai_model": transcript.model,
-    }
-    if transcript.confidence is not None:
-        metadata["confidence_score"] = round(min(max(transcript.confidence, 0.0), 1.0), 4)
-    if transcript.duration_seconds is not None:
-        metadata["transcript_duration"] = round(transcript.duration_seconds, 2)
-    if cost:
-        metadata["ai_cost"] = cost
-    return Outcome("transcription_completed", ArtifactStatus.TRANSCRIBED.value, metadata)
 
 
 def _claims(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Outcome:
-    transcript = repo.get_transcript(ctx.engine, artifact["artifact_id"])
-    if transcript is None:
-        raise StageError("no transcript to extract claims from", "missing_transcript")
-    names = [
-        entry.name
-        for entry in repo.roster(ctx.engine, artifact["organization_id"])
-        if entry.entity_type == "player"
-    ]
-    claims, cost = ctx.extract(artifact, transcript["full_text"], names)
+    artifact_id = artifact["artifact_id"]
+
+    def extract() -> tuple[list[Any], float]:
+        transcript = repo.get_transcript(ctx.engine, artifact_id)
+        if transcript is None:
+            raise StageError("no transcript to extract claims from", "missing_transcript")
+        names = [
+            entry.name
+            for entry in repo.roster(ctx.engine, artifact["organization_id"])
+            if entry.entity_type == "player"
+        ]
+        return ctx.extract(artifact, transcript["full_text"], names)
+
+    claims, cost = _in_place(extract, artifact_id, attempt, "extract claims")
     rows = [
         {
             "topic": c.topic,
@@ -321,16 +419,20 @@ def _claims(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Out
         }
         for c in claims
     ]
-    with write_transaction(ctx.engine) as conn:
-        repo.replace_claims(conn, artifact["artifact_id"], artifact["organization_id"], rows)
-        if not repo.finish_stage(
-            conn,
-            artifact["artifact_id"],
-            attempt,
-            stage=Stage.CLAIMS_EXTRACTION,
-            status=ArtifactStatus.PROCESSING.value,
-        ):
-            raise StageError("the artifact changed during claims extraction", "conflict")
+
+    def save() -> None:
+        with write_transaction(ctx.engine) as conn:
+            repo.replace_claims(conn, artifact_id, artifact["organization_id"], rows)
+            if not repo.finish_stage(
+                conn,
+                artifact_id,
+                attempt,
+                stage=Stage.CLAIMS_EXTRACTION,
+                status=ArtifactStatus.PROCESSING.value,
+            ):
+                raise StageError("the artifact changed during claims extraction", "conflict")
+
+    _in_place(save, artifact_id, attempt, "store the claims")
     confidence = sum(r["extraction_confidence"] for r in rows) / len(rows) if rows else 0.0
     metadata: dict[str, Any] = {"claim_count": len(rows), "confidence_score": round(confidence, 4)}
     model_name = getattr(ctx.extract, "model", None)
@@ -342,9 +444,17 @@ def _claims(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Out
 
 
 def _resolution(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Outcome:
-    claims = repo.claims_of(ctx.engine, artifact["artifact_id"])
-    roster = repo.roster(ctx.engine, artifact["organization_id"])
-    aliases = repo.aliases_for(ctx.engine, artifact["coach_user_id"], artifact["organization_id"])
+    artifact_id = artifact["artifact_id"]
+    claims, roster, aliases = _in_place(
+        lambda: (
+            repo.claims_of(ctx.engine, artifact_id),
+            repo.roster(ctx.engine, artifact["organization_id"]),
+            repo.aliases_for(ctx.engine, artifact["coach_user_id"], artifact["organization_id"]),
+        ),
+        artifact_id,
+        attempt,
+        "read claims, roster and aliases",
+    )
     rows: list[dict[str, Any]] = []
     for claim in claims:
         for raw in claim["mentioned_names"]:
@@ -374,16 +484,20 @@ def _resolution(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) ->
                 }
             )
     disambiguations = sum(1 for r in rows if r["status"] != "auto_resolved")
-    with write_transaction(ctx.engine) as conn:
-        repo.replace_resolutions(conn, artifact["artifact_id"], artifact["organization_id"], rows)
-        if not repo.finish_stage(
-            conn,
-            artifact["artifact_id"],
-            attempt,
-            stage=Stage.ENTITY_RESOLUTION,
-            status=ArtifactStatus.PROCESSING.value,
-        ):
-            raise StageError("the artifact changed during entity resolution", "conflict")
+
+    def save() -> None:
+        with write_transaction(ctx.engine) as conn:
+            repo.replace_resolutions(conn, artifact_id, artifact["organization_id"], rows)
+            if not repo.finish_stage(
+                conn,
+                artifact_id,
+                attempt,
+                stage=Stage.ENTITY_RESOLUTION,
+                status=ArtifactStatus.PROCESSING.value,
+            ):
+                raise StageError("the artifact changed during entity resolution", "conflict")
+
+    _in_place(save, artifact_id, attempt, "store the resolutions")
     event = "entity_needs_disambiguation" if disambiguations else "entity_resolution_completed"
     return Outcome(
         event,
@@ -393,8 +507,16 @@ def _resolution(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) ->
 
 
 def _drafts(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Outcome:
-    claims = repo.claims_of(ctx.engine, artifact["artifact_id"])
-    resolutions = repo.resolutions_of(ctx.engine, artifact["artifact_id"])
+    artifact_id = artifact["artifact_id"]
+    claims, resolutions = _in_place(
+        lambda: (
+            repo.claims_of(ctx.engine, artifact_id),
+            repo.resolutions_of(ctx.engine, artifact_id),
+        ),
+        artifact_id,
+        attempt,
+        "read claims and resolutions",
+    )
     by_claim: dict[str, list[dict[str, Any]]] = {}
     for res in resolutions:
         by_claim.setdefault(res["claim_id"], []).append(res)
@@ -403,16 +525,20 @@ def _drafts(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Out
         for claim in claims
         if claim["status"] == "resolved"
     ]
-    with write_transaction(ctx.engine) as conn:
-        repo.replace_drafts(conn, artifact["artifact_id"], artifact["organization_id"], drafts)
-        if not repo.finish_stage(
-            conn,
-            artifact["artifact_id"],
-            attempt,
-            stage=Stage.DRAFT_GENERATION,
-            status=ArtifactStatus.COMPLETED.value,
-        ):
-            raise StageError("the artifact changed during draft generation", "conflict")
+
+    def save() -> None:
+        with write_transaction(ctx.engine) as conn:
+            repo.replace_drafts(conn, artifact_id, artifact["organization_id"], drafts)
+            if not repo.finish_stage(
+                conn,
+                artifact_id,
+                attempt,
+                stage=Stage.DRAFT_GENERATION,
+                status=ArtifactStatus.COMPLETED.value,
+            ):
+                raise StageError("the artifact changed during draft generation", "conflict")
+
+    _in_place(save, artifact_id, attempt, "store the drafts")
     confidence = sum(d["ai_confidence"] for d in drafts) / len(drafts) if drafts else 0.0
     return Outcome(
         "drafts_generated",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
@@ -11,8 +12,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
 
-from voicewatch import artifacts, model
+from voicewatch import model
 from voicewatch.auth import Principal
+from voicewatch.dashboard import records as artifacts
 from voicewatch.pipeline.audio_store import MAX_AUDIO_BYTES, UploadError, store_upload
 from voicewatch.pipeline.repository import RecordError
 from voicewatch.web.body import parse_json, read_limited, require_json_content_type
@@ -26,14 +28,23 @@ router = APIRouter(prefix="/api/v1/artifacts", tags=["artifacts"], responses=COM
 ID = Annotated[str, Form(min_length=1, max_length=model.ID_MAX_LEN)]
 
 
-def _pipeline(request: Request) -> Any:
-    """The web process's pipeline context, built on first use."""
-    state = request.app.state
-    if getattr(state, "pipeline", None) is None:
-        from voicewatch.pipeline.runtime import build_context
+_pipeline_lock = threading.Lock()
 
-        state.pipeline = build_context(get_settings(request))
-    return state.pipeline
+
+def _pipeline(request: Request) -> Any:
+    """The web process's pipeline context, built on first use, once.
+
+    The first requests after start arrive together; they wait on one lock
+    while the first builds it (on the app's own engine, migrated at start),
+    so no two build a context, an emitter or a migration at the same time.
+    """
+    state = request.app.state
+    with _pipeline_lock:
+        if getattr(state, "pipeline", None) is None:
+            from voicewatch.pipeline.runtime import build_context
+
+            state.pipeline = build_context(get_settings(request), engine=get_engine(request))
+        return state.pipeline
 
 
 @router.post(
@@ -67,15 +78,17 @@ async def submit_artifact(
     gate = write_gate(request)
 
     def submit() -> dict[str, Any]:
-        with gate.held():
-            return submit_note(
+        return gate.run(
+            lambda: submit_note(
                 pipeline,
                 organization_id=organization_id,
                 coach_user_id=coach_user_id,
                 source_channel=source_channel,
                 text=text if audio is None else None,
                 audio_path=audio_path,
-            )
+            ),
+            "submit a note",
+        )
 
     try:
         artifact = await run_in_threadpool(submit)
@@ -135,12 +148,15 @@ async def retry_artifact(
         enqueue = getattr(request.app.state, "enqueue", None) or enqueuer(
             get_settings(request).queue_url
         )
-        return start_retry(
-            engine,
-            artifact_id[: model.ID_MAX_LEN],
-            body.stage,
-            requested_by=principal.name,
-            enqueue=enqueue,
+        return write_gate(request).run(
+            lambda: start_retry(
+                engine,
+                artifact_id[: model.ID_MAX_LEN],
+                body.stage,
+                requested_by=principal.name,
+                enqueue=enqueue,
+            ),
+            "start a retry",
         )
 
     try:

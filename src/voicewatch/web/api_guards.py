@@ -15,9 +15,10 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import Engine
 
-from voicewatch import audit, guard_figures, guardrails, model
+from voicewatch import audit, guardrails, model
 from voicewatch.auth import Principal
 from voicewatch.clock import now_ms
+from voicewatch.metrics import guards as guard_figures
 from voicewatch.web.body import parse_json, read_limited, require_json_content_type
 from voicewatch.web.deps import get_engine, get_settings, require_staff
 from voicewatch.web.errors import ApiError

@@ -9,12 +9,18 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
+from voicewatch.clock import now_ms
 from voicewatch.config import Settings
 from voicewatch.health import check_database, check_queue
+from voicewatch.otlp import figures
 from voicewatch.web.deps import get_engine, get_settings
 from voicewatch.web.responses import HealthBody, error_responses
 
 router = APIRouter(prefix="/api/v1", tags=["health"])
+
+
+def _unmapped(engine: Engine) -> int:
+    return figures.unmapped_since(engine, now_ms() - 3_600_000)
 
 
 @router.get(
@@ -33,5 +39,11 @@ async def health(
     database = await run_in_threadpool(check_database, engine)
     queue = await run_in_threadpool(check_queue, settings.queue_url)
     ok = database == "ok" and queue == "ok"
-    body = {"status": "ok" if ok else "degraded", "database": database, "queue": queue}
+    body: dict[str, object] = {
+        "status": "ok" if ok else "degraded",
+        "database": database,
+        "queue": queue,
+    }
+    if database == "ok":
+        body["otlp_unmapped_spans_60m"] = await run_in_threadpool(_unmapped, engine)
     return JSONResponse(body, status_code=200 if ok else 503)

@@ -37,8 +37,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Engine
 
-from voicewatch import notify, views
+from voicewatch import alerts
+from voicewatch.alerts import notify
 from voicewatch.auth import Principal
+from voicewatch.dashboard import stream as reads
 from voicewatch.web.deps import authenticated
 from voicewatch.web.errors import ApiError
 from voicewatch.web.responses import COMMON_ERRORS
@@ -117,9 +119,9 @@ class LiveHub:
     async def _run(self, ready: asyncio.Event) -> None:
         inbox = notify.subscribe()
         try:
-            self._last_id = await run_in_threadpool(views.latest_event_id, self.engine)
+            self._last_id = await run_in_threadpool(reads.latest_event_id, self.engine)
             self._gaps.clear()
-            state = await run_in_threadpool(views.alerts_state, self.engine)
+            state = await run_in_threadpool(reads.alerts_state, self.engine)
             self._known = {a["id"]: a for a in state["active"]}
             self.active_count = len(self._known)
             ready.set()
@@ -141,14 +143,14 @@ class LiveHub:
             notify.unsubscribe(inbox)
 
     async def _poll_events(self) -> None:
-        found = await run_in_threadpool(views.events_after, self.engine, self._last_id, EVENT_BATCH)
+        found = await run_in_threadpool(reads.events_after, self.engine, self._last_id, EVENT_BATCH)
         now = time.monotonic()
         if self._gaps:
             expired = [i for i, since in self._gaps.items() if now - since > GAP_WAIT_S]
             for i in expired:
                 del self._gaps[i]
             if self._gaps:
-                late = await run_in_threadpool(views.events_by_ids, self.engine, list(self._gaps))
+                late = await run_in_threadpool(reads.events_by_ids, self.engine, list(self._gaps))
                 for event in late:
                     self._gaps.pop(event["id"], None)
                     self._broadcast({"type": "event", "event": event})
@@ -172,13 +174,13 @@ class LiveHub:
                 self._see(alert)
 
     async def _poll_alerts(self) -> None:
-        state = await run_in_threadpool(views.alerts_state, self.engine)
+        state = await run_in_threadpool(reads.alerts_state, self.engine)
         active_ids = set()
         for alert in state["active"]:
             active_ids.add(alert["id"])
             self._see(alert)
         for gone in [i for i in self._known if i not in active_ids]:
-            alert = await run_in_threadpool(views.get_alert, self.engine, gone)
+            alert = await run_in_threadpool(alerts.get_alert, self.engine, gone)
             if alert is None:
                 self._known.pop(gone, None)
                 self.active_count = len(self._known)

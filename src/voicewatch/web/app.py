@@ -21,11 +21,13 @@ from voicewatch.web import (
     api_guards,
     api_health,
     api_metrics,
+    api_otlp,
     api_stream,
     pages_auth,
     pages_data,
     pages_live,
 )
+from voicewatch.web.assets import check_vendor_assets
 from voicewatch.web.errors import install_error_handlers
 from voicewatch.web.group_commit import GroupCommit
 from voicewatch.web.login_limit import LoginLimiter
@@ -39,6 +41,7 @@ from voicewatch.web.write_gate import WriteGate
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     """Build the app; migrates the database on first start unless an engine is handed in."""
     settings = settings or Settings.from_env()
+    check_vendor_assets()  # never serve pages whose scripts are missing
     if engine is None:
         engine = open_store(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     app = FastAPI(
@@ -68,6 +71,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     for router in (
         api_health.router,
         api_events.router,
+        api_otlp.router,
         api_artifacts.router,
         api_metrics.router,
         api_alerts.router,

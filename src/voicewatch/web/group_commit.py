@@ -7,7 +7,9 @@ its per-event work, and a server's SQLite writers take turns anyway (see
 arrive queue here; the next one to get the gate writes all of them in one
 ``log_events`` call (up to ``MAX_GROUP_EVENTS``) and hands each request its
 own share of the result. A failure of that transaction fails every request
-of the group, each of which the client resends: nothing is half-written.
+of the group: nothing is half-written. Each request then tries again on its
+own after a transient store error (``store.transient``), and answers 503
+with ``Retry-After`` only once its retries are spent.
 
 PostgreSQL needs no gate and writes each request on its own.
 """
@@ -22,9 +24,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from voicewatch import events
+from voicewatch.store.transient import StoreBusy, is_transient, retrying
 from voicewatch.validation import Invalid
-from voicewatch.web.errors import ApiError
-from voicewatch.web.write_gate import WriteGate
+from voicewatch.web.write_gate import WriteGate, busy
 
 #: Most events written in one grouped transaction.
 MAX_GROUP_EVENTS = 5000
@@ -48,21 +50,30 @@ class GroupCommit:
         self._pending: list[_Job] = []
 
     def store(self, items: Sequence[Any]) -> events.LogResult:
+        """This request's share of a grouped write, tried again after a transient
+        store error (``store.transient``); 503 once the retries are spent."""
+        try:
+            return retrying(lambda: self._store_once(items), "store events", self._gate.policy)
+        except Exception as exc:
+            if is_transient(exc):
+                raise busy() from exc
+            raise
+
+    def _store_once(self, items: Sequence[Any]) -> events.LogResult:
         if not self._gate.serializes:
-            with self._gate.held():
-                return events.log_events(self._engine, items)
+            return events.log_events(self._engine, items)
         job = _Job(items)
         with self._lock:
             self._pending.append(job)
         try:
-            with self._gate.held():
+            with self._gate.turn():
                 # Groups are written while the gate is held, so here our job is
                 # either finished by an earlier leader or still pending: write
                 # groups, oldest first, until it is finished.
                 while not job.done.is_set():
                     self._write(self._take())
-        except ApiError:
-            # The gate stayed taken past the busy timeout (503). Withdraw the
+        except StoreBusy:
+            # The gate stayed taken past the busy timeout. Withdraw the
             # job so that what the client is told (not stored) stays true; if
             # a leader has just taken it, its answer is moments away.
             with self._lock:

@@ -1,7 +1,7 @@
 """The data pages: ``/artifacts`` (grid), ``/artifacts/{id}``, ``/events``, ``/metrics``.
 
 Thin routes: parse the query string, check the viewer is staff, call one
-function of ``voicewatch.views_data``, render.
+function of ``voicewatch.dashboard`` (one read model per page), render.
 """
 
 from __future__ import annotations
@@ -13,8 +13,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
-from voicewatch import model, views_data
+from voicewatch import model
 from voicewatch.auth import Principal
+from voicewatch.dashboard import artifacts as artifacts_view
+from voicewatch.dashboard import events as events_view
+from voicewatch.dashboard import metrics as metrics_view
+from voicewatch.dashboard.filters import BadFilter
 from voicewatch.web.deps import get_engine
 from voicewatch.web.errors import ApiError
 from voicewatch.web.page_deps import staff_page
@@ -43,12 +47,12 @@ async def artifacts_grid(
     cursor: Cursor = "",
     compact: bool = False,
 ) -> Response:
-    query = views_data.ArtifactQuery(
+    query = artifacts_view.ArtifactQuery(
         status, organization_id, source_channel, date_from, date_to, q, cursor, compact
     )
     try:
-        data = await run_in_threadpool(views_data.artifacts_page, get_engine(request), query)
-    except views_data.BadFilter as exc:
+        data = await run_in_threadpool(artifacts_view.artifacts_page, get_engine(request), query)
+    except BadFilter as exc:
         raise ApiError(422, str(exc)) from exc
     return render(request, "artifacts.html", {**data, "urlencode": urlencode})
 
@@ -60,7 +64,7 @@ async def artifact_detail(
     _staff: Staff,
     fragment: Annotated[str, Query(max_length=16)] = "",
 ) -> Response:
-    data = await run_in_threadpool(views_data.artifact_page, get_engine(request), artifact_id)
+    data = await run_in_threadpool(artifacts_view.artifact_page, get_engine(request), artifact_id)
     if data is None:
         raise ApiError(404, "No artifact with this id.")
     if fragment == "row":  # the grid's expandable row
@@ -82,7 +86,7 @@ async def event_log(
     cursor: Cursor = "",
     fragment: Annotated[str, Query(max_length=16)] = "",
 ) -> Response:
-    query = views_data.EventQuery(
+    query = events_view.EventQuery(
         tuple(t for t in (event_type or []) if t)[:50],
         pipeline_stage,
         organization_id,
@@ -93,8 +97,8 @@ async def event_log(
         cursor,
     )
     try:
-        data = await run_in_threadpool(views_data.events_page, get_engine(request), query)
-    except views_data.BadFilter as exc:
+        data = await run_in_threadpool(events_view.events_page, get_engine(request), query)
+    except BadFilter as exc:
         raise ApiError(422, str(exc)) from exc
     context = {**data, "urlencode": urlencode}
     if fragment == "rows":  # "Load more"
@@ -114,7 +118,7 @@ async def metrics_dashboard(
         body = await run_in_threadpool(prometheus.exposition, get_engine(request))
         return Response(body, media_type=prometheus.CONTENT_TYPE)
     try:
-        data = await run_in_threadpool(views_data.metrics_page, get_engine(request), range_name)
-    except views_data.BadFilter as exc:
+        data = await run_in_threadpool(metrics_view.metrics_page, get_engine(request), range_name)
+    except BadFilter as exc:
         raise ApiError(422, str(exc)) from exc
     return render(request, "metrics.html", data)

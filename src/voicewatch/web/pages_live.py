@@ -1,9 +1,9 @@
 """The live pages: ``/`` overview, ``/pipeline`` (and a stage's detail), ``/alerts``.
 
 Each route checks the viewer (``staff_page``), calls one function of
-``voicewatch.views`` in the thread pool and renders its dict. The ``.../live``
-routes return the HTML fragments the pages swap in when the stream says
-something changed.
+``voicewatch.dashboard`` (one read model per page) in the thread pool and
+renders its dict. The ``.../live`` routes return the HTML fragments the
+pages swap in when the stream says something changed.
 """
 
 from __future__ import annotations
@@ -16,9 +16,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Engine
 
-from voicewatch import alerts, views
+from voicewatch import alerts
 from voicewatch.auth import Principal
 from voicewatch.clock import DAY_MS
+from voicewatch.dashboard import alerts as alerts_view
+from voicewatch.dashboard import overview as overview_view
+from voicewatch.dashboard import pipeline as pipeline_view
+from voicewatch.dashboard.summary import is_stage
 from voicewatch.web.deps import get_engine
 from voicewatch.web.errors import ApiError
 from voicewatch.web.page_deps import staff_page
@@ -32,20 +36,20 @@ Db = Annotated[Engine, Depends(get_engine)]
 
 @router.get("/", response_class=HTMLResponse)
 async def overview(request: Request, _staff: Staff, engine: Db) -> Response:
-    context = await run_in_threadpool(views.overview_page, engine)
+    context = await run_in_threadpool(overview_view.overview_page, engine)
     return render(request, "overview.html", context)
 
 
 @router.get("/overview/live", response_class=HTMLResponse)
 async def overview_live(request: Request, _staff: Staff, engine: Db) -> Response:
-    context = await run_in_threadpool(views.overview_live, engine)
+    context = await run_in_threadpool(overview_view.overview_live, engine)
     return render(request, "partials/live_overview.html", context)
 
 
 def _stage(stage: str | None) -> str | None:
     if stage is None or stage == "":
         return None
-    if not views.is_stage(stage):
+    if not is_stage(stage):
         raise ApiError(404, f"unknown stage {stage[:40]!r}")
     return stage
 
@@ -60,7 +64,7 @@ async def pipeline(
     if stage:
         _stage(stage)
         return RedirectResponse(f"/pipeline/{stage}", status_code=303)
-    context = await run_in_threadpool(views.pipeline_page, engine, None)
+    context = await run_in_threadpool(pipeline_view.pipeline_page, engine, None)
     return render(request, "pipeline.html", context)
 
 
@@ -71,13 +75,13 @@ async def pipeline_live(
     engine: Db,
     stage: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
-    context = await run_in_threadpool(views.pipeline_live, engine, _stage(stage))
+    context = await run_in_threadpool(pipeline_view.pipeline_live, engine, _stage(stage))
     return render(request, "partials/live_pipeline.html", context)
 
 
 @router.get("/pipeline/{stage}", response_class=HTMLResponse)
 async def pipeline_stage(request: Request, stage: str, _staff: Staff, engine: Db) -> Response:
-    context = await run_in_threadpool(views.pipeline_page, engine, _stage(stage))
+    context = await run_in_threadpool(pipeline_view.pipeline_page, engine, _stage(stage))
     return render(request, "pipeline.html", context)
 
 
@@ -111,7 +115,7 @@ async def alerts_page(
     since = _day(date_from, "from")
     until = _day(date_to, "to")
     context = await run_in_threadpool(
-        lambda: views.alerts_page(
+        lambda: alerts_view.alerts_page(
             engine,
             severity=severity or None,
             kind=kind or None,
@@ -125,5 +129,5 @@ async def alerts_page(
 
 @router.get("/alerts/live", response_class=HTMLResponse)
 async def alerts_live(request: Request, _staff: Staff, engine: Db) -> Response:
-    context = await run_in_threadpool(views.alert_groups, engine)
+    context = await run_in_threadpool(alerts_view.alert_groups, engine)
     return render(request, "partials/live_alert_groups.html", context)

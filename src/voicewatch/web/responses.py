@@ -58,6 +58,9 @@ class HealthBody(BaseModel):
     status: str
     database: str
     queue: str
+    otlp_unmapped_spans_60m: int | None = Field(
+        default=None, description="OTLP spans of the last 60 minutes that mapped to nothing"
+    )
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -15,11 +15,11 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from voicewatch import metrics
+from voicewatch import names
 from voicewatch.clock import MINUTE_MS, day_start, minute_start
 from voicewatch.config import Settings
+from voicewatch.metrics.live import realtime
 from voicewatch.pipeline import breaker, costs, ratelimit
-from voicewatch.pipeline import repository as repo
 from voicewatch.pipeline.budgets import today_of
 from voicewatch.pipeline.providers import AI_SERVICES
 from voicewatch.store import read_connection
@@ -42,9 +42,7 @@ def name_of(scope: str) -> str:
 def spend_today(engine: Engine, scope: str, now: int) -> float:
     """Today's AI cost (USD) of an organization or the platform: the cost cards' figure."""
     minutes = max(1, (minute_start(now) + MINUTE_MS - day_start(now)) // MINUTE_MS)
-    figures = metrics.realtime(
-        engine, organization_id=scope or None, now=now, window_minutes=int(minutes)
-    )
+    figures = realtime(engine, organization_id=scope or None, now=now, window_minutes=int(minutes))
     return float(figures["total_ai_cost"])
 
 
@@ -63,7 +61,7 @@ def budgets(engine: Engine, now: int, *, only: str | None = None) -> list[dict[s
         query = query.where(budgets_t.c.organization_id == only)
     with read_connection(engine) as conn:
         rows = conn.execute(query).all()
-    names = repo.organization_names(engine, [r.organization_id for r in rows])
+        org_names = names.organization_names(conn, [r.organization_id for r in rows])
     out = []
     for row in rows:
         today = today_of(row, now)
@@ -74,7 +72,7 @@ def budgets(engine: Engine, now: int, *, only: str | None = None) -> list[dict[s
                 "organization_id": name_of(row.organization_id),
                 "organization_name": "Platform (all organizations)"
                 if row.organization_id == PLATFORM
-                else names.get(row.organization_id, row.organization_id),
+                else org_names.get(row.organization_id, row.organization_id),
                 "day": today.day,
                 "daily_budget_usd": budget,
                 "warn_at": float(today.alert_threshold),

@@ -1,6 +1,6 @@
 """Telling people that an alert changed: a live in-process stream and an outgoing webhook.
 
-Why a separate module: raising an alert is a database fact (``alerts.py``);
+Why a separate module: raising an alert is a database fact (``alerts.lifecycle``);
 telling someone about it is best-effort delivery that must never slow down or
 fail the health check that found it. So everything here is non-blocking and
 swallows its own errors:
@@ -17,10 +17,11 @@ swallows its own errors:
   message) keeps the order of messages and bounds the resources a dead
   receiver can tie up; its queue is bounded too, and what does not fit is
   dropped and counted.
-* ``Notifier`` is the hook ``alerts.py`` calls for every raised, escalated and
+* ``Notifier`` is the hook ``alerts.lifecycle`` calls for every raised, escalated and
   resolved alert (and the stream only, for acknowledgements).
 
-The webhook URL comes from ``VOICEWATCH_ALERT_WEBHOOK_URL`` (unset: no webhook).
+The webhook URL is ``Settings.alert_webhook_url`` (``VOICEWATCH_ALERT_WEBHOOK_URL``,
+read by ``config.py``; unset: no webhook).
 A short-lived process (``voicewatch check-health``) should call
 ``default_notifier().flush(timeout)`` before exiting, or queued webhook posts
 die with the process's daemon thread.
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import queue
 import threading
 from collections.abc import Callable
@@ -39,11 +39,9 @@ from typing import Any
 
 import httpx
 
-log = logging.getLogger("voicewatch.notify")
+from voicewatch.config import Settings
 
-WEBHOOK_URL_ENV = "VOICEWATCH_ALERT_WEBHOOK_URL"
-#: Environment variables this module reads.
-ENV_VARS: tuple[str, ...] = (WEBHOOK_URL_ENV,)
+log = logging.getLogger("voicewatch.notify")
 
 #: What an alert change is called in messages.
 RAISED = "raised"
@@ -297,7 +295,7 @@ def slack_text(change: str, alert: dict[str, Any]) -> str:
 
 @dataclass
 class Notifier:
-    """The hook ``alerts.py`` calls on every alert change: stream, then webhook.
+    """The hook ``alerts.lifecycle`` calls on every alert change: stream, then webhook.
 
     ``alert_changed`` never raises and never blocks on the network.
     """
@@ -328,19 +326,18 @@ _default: Notifier | None = None
 _default_lock = threading.Lock()
 
 
-def notifier_from_env(environ: dict[str, str] | None = None) -> Notifier:
-    """A notifier on the process stream, with a webhook when ``VOICEWATCH_ALERT_WEBHOOK_URL``."""
-    env = os.environ if environ is None else environ
-    url = (env.get(WEBHOOK_URL_ENV) or "").strip()
+def notifier_for(webhook_url: str) -> Notifier:
+    """A notifier on the process stream, with a webhook when ``webhook_url`` is set."""
+    url = webhook_url.strip()
     return Notifier(stream=STREAM, webhook=WebhookSender(url) if url else None)
 
 
 def default_notifier() -> Notifier:
-    """The process-wide notifier, built from the environment on first use."""
+    """The process-wide notifier, built from the settings (``config.py``) on first use."""
     global _default
     with _default_lock:
         if _default is None:
-            _default = notifier_from_env()
+            _default = notifier_for(Settings.from_env().alert_webhook_url)
         return _default
 
 

@@ -1,7 +1,9 @@
-"""Artifacts as staff see them: the grid (filters, cursor pages) and one artifact's story.
+"""Artifact records as staff see them: the grid (filters, cursor pages) and one artifact's story.
 
-Reads the pipeline's records and the event log; organization names come in
-one batched query per page, never one per row.
+Reads the pipeline's records, the event log (the timeline) and the retry
+history; organization names come in one batched query per page
+(``voicewatch.names``), never one per row. The API and the pages both read
+artifacts through here.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ from typing import Any
 from sqlalchemy import Engine, and_, or_, select
 
 from voicewatch import events
+from voicewatch.names import organization_names
+from voicewatch.retry import retry_history
 from voicewatch.store import read_connection
 from voicewatch.store.tables import (
     insight_drafts,
-    organizations,
-    retry_attempts,
     voice_note_claims,
     voice_note_entity_resolutions,
     voice_note_transcripts,
@@ -124,18 +126,7 @@ def list_artifacts(
             rows = rows[:limit]
             next_cursor = _encode(rows[-1]["created_at"], rows[-1]["artifact_id"])
         ids = [r["artifact_id"] for r in rows]
-        org_ids = sorted({r["organization_id"] for r in rows})
-        names = (
-            dict(
-                conn.execute(
-                    select(organizations.c.organization_id, organizations.c.name).where(
-                        organizations.c.organization_id.in_(org_ids)
-                    )
-                ).all()
-            )
-            if org_ids
-            else {}
-        )
+        names = organization_names(conn, (r["organization_id"] for r in rows))
         claim_stats: dict[str, dict[str, int]] = {}
         if ids:
             for claim in conn.execute(
@@ -165,12 +156,8 @@ def artifact_detail(engine: Engine, artifact_id: str) -> dict[str, Any] | None:
             return None
         artifact = dict(row._mapping)
         artifact.pop("fail_plan", None)
-        org = conn.execute(
-            select(organizations.c.name).where(
-                organizations.c.organization_id == artifact["organization_id"]
-            )
-        ).first()
-        artifact["organization_name"] = org.name if org else artifact["organization_id"]
+        org = artifact["organization_id"]
+        artifact["organization_name"] = organization_names(conn, [org]).get(org, org)
         transcript_row = conn.execute(
             select(voice_note_transcripts).where(
                 voice_note_transcripts.c.artifact_id == artifact_id
@@ -201,14 +188,6 @@ def artifact_detail(engine: Engine, artifact_id: str) -> dict[str, Any] | None:
                 select(insight_drafts).where(insight_drafts.c.artifact_id == artifact_id)
             )
         }
-        retries = [
-            dict(r._mapping)
-            for r in conn.execute(
-                select(retry_attempts)
-                .where(retry_attempts.c.artifact_id == artifact_id)
-                .order_by(retry_attempts.c.attempt)
-            )
-        ]
     by_claim: dict[str, list[dict[str, Any]]] = {}
     for res in resolutions:
         res["candidates"] = json.loads(res["candidates"] or "[]")
@@ -222,5 +201,5 @@ def artifact_detail(engine: Engine, artifact_id: str) -> dict[str, Any] | None:
         "transcript": transcript,
         "claims": claims,
         "events": events.artifact_timeline(engine, artifact_id),
-        "retries": retries,
+        "retries": retry_history(engine, artifact_id),
     }

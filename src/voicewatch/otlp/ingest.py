@@ -1,0 +1,120 @@
+"""Store a decoded OTLP request: events, then AI usage, through the native paths.
+
+Events go through the caller's ``store`` (the server's group commit, i.e.
+``events.log_events``): one transaction with their counters and artifact
+states, duplicates skipped by event id. AI calls are then recorded with
+``costs.record_usage`` and added to the organization's budget with
+``budgets.add_spend`` — but only for calls whose carrier event was newly
+stored, so an exporter's retry records nothing twice. (If the process died
+between the two steps, the cost would be in the counters but not in the
+usage log: the order favours never counting twice.)
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from voicewatch import events
+from voicewatch.otlp import figures
+from voicewatch.otlp.mapping import Mapped, map_spans
+from voicewatch.otlp.spans import Decoded
+from voicewatch.pipeline import budgets, costs
+
+Store = Callable[[Sequence[Any]], events.LogResult]
+_MESSAGE_MAX = 1000
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the exporter is told: spans refused and one line about them (or about orphans)."""
+
+    spans: int
+    rejected_spans: int
+    error_message: str
+    events_accepted: int
+    events_duplicate: int
+    unmapped: int
+
+
+def clean_line(text: str, limit: int = _MESSAGE_MAX) -> str:
+    """One printable line, safe to encode (no lone surrogates, no control characters)."""
+    safe = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(c if c.isprintable() else " " for c in safe)[:limit]
+
+
+def ingest(engine: Engine, decoded: Decoded, store: Store, now_ms: int) -> Outcome:
+    """Map and store ``decoded``; never raises for span content (only for the store)."""
+    mapped = map_spans(decoded.spans)
+    problems: dict[tuple[str, str], str] = dict(mapped.rejected)
+    result = store(mapped.events) if mapped.events else events.LogResult()
+    for bad in result.rejected:
+        key = mapped.event_spans[bad.index]
+        problems.setdefault(key, bad.error)
+    fresh = set(result.accepted_ids)
+    _record_calls(engine, mapped, fresh, problems, store, now_ms)
+    figures.add_unmapped(engine, mapped.unmapped, now_ms)
+    reasons = [*decoded.rejected, *problems.values()]
+    rejected = len(decoded.rejected) + len(problems)
+    message = ""
+    if reasons:
+        first = reasons[0]
+        message = f"{rejected} span(s) refused; first: {first}"
+    elif mapped.orphan_calls:
+        message = (
+            f"{mapped.orphan_calls} GenAI span(s) had no voicewatch span above them in this"
+            " request; their usage was not recorded"
+        )
+    return Outcome(
+        spans=len(decoded.spans) + len(decoded.rejected),
+        rejected_spans=rejected,
+        error_message=clean_line(message),
+        events_accepted=result.accepted,
+        events_duplicate=result.duplicates,
+        unmapped=mapped.unmapped,
+    )
+
+
+def _record_calls(
+    engine: Engine,
+    mapped: Mapped,
+    fresh: set[str],
+    problems: dict[tuple[str, str], str],
+    store: Store,
+    now_ms: int,
+) -> None:
+    """Usage rows and budget spend for the calls whose carrier event is new."""
+    spend: dict[str, float] = defaultdict(float)
+    for usage in mapped.usages:
+        if usage.carrier_event_id not in fresh or usage.span in problems:
+            continue
+        if not usage.organization_id:
+            continue  # ai_usage_log and budgets are per organization; the event has the cost
+        call = usage.call
+        costs.record_usage(
+            engine,
+            usage.organization_id,
+            usage.artifact_id,
+            call.operation,
+            call.model,
+            input_tokens=call.input_tokens,
+            output_tokens=call.output_tokens,
+            now_ms=usage.created_at,
+            cost_usd=call.cost,
+        )
+        spend[usage.organization_id] += call.cost
+    notices: list[dict[str, Any]] = []
+
+    def emit(event_type: str, **fields: Any) -> None:
+        notices.append({"event_id": f"otlp.{uuid.uuid4().hex}", "event_type": event_type, **fields})
+
+    for organization_id, amount in spend.items():
+        if amount > 0:
+            budgets.add_spend(engine, organization_id, round(amount, 12), now_ms, emit)
+    if notices:
+        store(notices)

@@ -1,0 +1,98 @@
+"""WAL checkpoints off the write path: one background thread per SQLite file and process.
+
+SQLite's automatic checkpoint runs inside the ``COMMIT`` of whichever writer
+pushes the WAL past its threshold: that one call then copies up to 40 MB into
+the database file. SQLite has released the write lock by then, but the caller
+has not: a stage's claim took 130 ms, and the server's grouped event write,
+which holds the server's write gate (``web/write_gate``), took 360 ms with
+every other request of the server waiting behind it (``bench/bench_load.py``,
+30 s embedded). So connections are opened with ``wal_autocheckpoint=0`` and a
+daemon thread of each writing process checkpoints instead, once the WAL has
+grown past ``WAL_CHECKPOINT_BYTES``: ``PASSIVE``, so it never waits for, nor
+blocks, a reader or a writer. Two processes checkpointing at once are
+serialised by SQLite (the second finds nothing left to copy).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+log = logging.getLogger("voicewatch.checkpoint")
+
+#: WAL size at which the checkpointer copies it into the database file.
+WAL_CHECKPOINT_BYTES = 40 * 1024 * 1024
+#: How often the checkpointer looks at the WAL's size, seconds.
+POLL_S = 0.5
+
+_lock = threading.Lock()
+_running: dict[tuple[int, str], threading.Thread] = {}
+
+
+def wal_bytes(database: Path) -> int:
+    """The size of ``database``'s WAL file (0 when there is none)."""
+    try:
+        return os.stat(f"{database}-wal").st_size
+    except OSError:
+        return 0
+
+
+def checkpoint(database: Path) -> tuple[int, int, int]:
+    """One ``PASSIVE`` checkpoint: (busy, WAL frames, frames copied), as SQLite reports."""
+    conn = sqlite3.connect(database, timeout=0, isolation_level=None)
+    try:
+        busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(busy), int(frames), int(copied)
+    finally:
+        conn.close()
+
+
+def _watch(database: Path, threshold: int, poll_s: float) -> None:
+    seen = False
+    while database.exists() or not seen:
+        seen = seen or database.exists()
+        time.sleep(poll_s)
+        if wal_bytes(database) < threshold:
+            continue
+        started = time.perf_counter()
+        try:
+            _busy, frames, copied = checkpoint(database)
+        except sqlite3.Error as exc:  # e.g. the file was just deleted: look again later
+            log.debug("checkpoint of %s failed: %s", database, exc)
+            continue
+        log.debug(
+            "checkpointed %s: %d of %d frames in %.0f ms",
+            database,
+            copied,
+            frames,
+            (time.perf_counter() - started) * 1000,
+        )
+
+
+def ensure_checkpointer(
+    database: str, threshold: int = WAL_CHECKPOINT_BYTES, poll_s: float = POLL_S
+) -> None:
+    """Start this process's checkpointer for ``database`` unless it runs already.
+
+    It waits for the file to appear, and ends by itself when the file is gone
+    (a test's temporary store).
+    """
+    key = (os.getpid(), database)  # threads do not survive a fork: one per process
+    running = _running.get(key)
+    if running is not None and running.is_alive():
+        return
+    with _lock:
+        if key in _running and _running[key].is_alive():
+            return
+        thread = threading.Thread(
+            target=_watch,
+            args=(Path(database), threshold, poll_s),
+            name=f"voicewatch-checkpoint:{Path(database).name}",
+            daemon=True,
+        )
+        _running[key] = thread
+        thread.start()
