@@ -41,6 +41,13 @@ class DeferringDriver(QueueDriver):
     def defer(self, stage: str, artifact_id: str, attempt: int, eta_ms: int) -> None:
         self.later.append((eta_ms, stage, artifact_id, attempt))
 
+    def release_due(self) -> None:
+        """Queue the deferred stages whose time has come on the clock."""
+        due = [item for item in self.later if item[0] <= self.clock.now]
+        self.later = [item for item in self.later if item[0] > self.clock.now]
+        for _eta, stage, artifact_id, attempt in sorted(due):
+            self.enqueue(stage, artifact_id, attempt)
+
     def run_all(self, max_rounds: int = 10_000) -> None:
         """Run everything, deferred stages included, moving the clock forward as needed."""
         for _ in range(max_rounds):

@@ -50,7 +50,7 @@ def test_the_error_breakdown_counts_each_failed_note_once(engine) -> None:
             "event_type": "claims_extraction_failed",
             "error_code": "rate_limited",
             "timestamp": now - 1000,
-        }  # fmt: skip
+        }
     )
     assert log_events(engine, batch).accepted == 7
     (row,) = metrics.error_breakdown(engine, "claims_extraction", now)

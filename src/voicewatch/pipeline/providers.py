@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 
 from voicewatch.clock import now_ms
 from voicewatch.config import Settings
-from voicewatch.pipeline import budgets, costs, ratelimit
+from voicewatch.pipeline import budgets, costs, outages, ratelimit
 from voicewatch.pipeline.breaker import CircuitBreaker, CircuitOpen
 from voicewatch.pipeline.guard import Emit
 from voicewatch.pipeline.transcription import Usage
@@ -111,10 +111,7 @@ class GuardedCall:
         except CircuitOpen as exc:
             raise GuardRefused(str(exc), "circuit_open") from exc
         try:
-            if artifact.get("fail_plan") == OUTAGE_PREFIX + self.service and not artifact.get(
-                "attempt"
-            ):
-                raise ProviderOutage(f"simulated {self.service} provider outage")
+            self._simulated_outage(artifact, start)
             result, usage = call()
         except Exception as exc:
             self.breaker.record_failure(self.clock(), exc)
@@ -137,6 +134,14 @@ class GuardedCall:
             budgets.add_spend(self.engine, org, cost, finished, self.emit)
             budgets.add_spend(self.engine, PLATFORM, cost, finished, self.emit)
         return result, cost
+
+    def _simulated_outage(self, artifact: dict[str, Any], now: int) -> None:
+        """``simulate --outage``: this note's first call, or every call in the window, fails."""
+        planned = artifact.get("fail_plan") == OUTAGE_PREFIX + self.service
+        if (planned and not artifact.get("attempt")) or outages.in_outage(
+            self.engine, self.service, now
+        ):
+            raise ProviderOutage(f"simulated {self.service} provider outage")
 
     def _check_budgets(self, org: str, now: int) -> None:
         """The organization's daily budget, then the platform-wide one."""

@@ -458,4 +458,14 @@ stage_deferrals = Table(
     Column("deferrals", Integer, nullable=False),
 )
 
+#: A simulated provider outage (``voicewatch simulate --outage``, the demo): every
+#: call to ``service`` in ``[starts_at, ends_at)`` fails inside its guard.
+simulated_outages = Table(
+    "simulated_outages",
+    metadata,
+    Column("service", String(64), primary_key=True),
+    Column("starts_at", BigInteger, nullable=False),
+    Column("ends_at", BigInteger, nullable=False),
+)
+
 # --- end of the guard-rail block --------------------------------------------------------

@@ -1,4 +1,4 @@
-"""guard rails: audit log, rate-limit overrides, stage deferrals
+"""guard rails: audit log, rate-limit overrides, stage deferrals, simulated outages
 
 Revision ID: 0003
 Revises: 0001 (the lead re-chains it after 0002 at merge)
@@ -48,9 +48,17 @@ def upgrade() -> None:
         sa.Column("deferrals", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("artifact_id", "attempt", "stage", name=op.f("pk_stage_deferrals")),
     )
+    op.create_table(
+        "simulated_outages",
+        sa.Column("service", sa.String(length=64), nullable=False),
+        sa.Column("starts_at", sa.BigInteger(), nullable=False),
+        sa.Column("ends_at", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("service", name=op.f("pk_simulated_outages")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("simulated_outages")
     op.drop_table("stage_deferrals")
     op.drop_table("rate_limit_overrides")
     op.drop_index("ix_audit_log_at", table_name="audit_log")
