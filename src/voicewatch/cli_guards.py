@@ -7,19 +7,51 @@ Thin loops over ``guardrails`` (changes, audited as actor ``cli:<user>``) and
 from __future__ import annotations
 
 import getpass
-from typing import Annotated
+from collections.abc import Callable
+from functools import wraps
+from typing import Annotated, Any, TypeVar
 
 import typer
+from sqlalchemy import Engine
 
-from voicewatch.cli import app, engine_of, one_line_errors, settings_of
 from voicewatch.clock import now_ms, to_iso
+from voicewatch.config import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def one_line_errors(func: F) -> F:
+    """``cli.one_line_errors``, looked up when called: ``cli`` imports this module."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from voicewatch.cli import one_line_errors as errors
+
+        return errors(func)(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    return ctx.obj  # type: ignore[no-any-return]
+
+
+def engine_of(ctx: typer.Context) -> Engine:
+    from voicewatch.store import open_store
+
+    settings = settings_of(ctx)
+    return open_store(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
 
 budget_app = typer.Typer(help="Daily AI budgets per organization (and platform-wide).")
 ratelimit_app = typer.Typer(help="AI-call rate limits per organization and service.")
 breaker_app = typer.Typer(help="The circuit breaker of each AI service.")
-app.add_typer(budget_app, name="budget", no_args_is_help=True)
-app.add_typer(ratelimit_app, name="ratelimit", no_args_is_help=True)
-app.add_typer(breaker_app, name="breaker", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the three command groups to ``app`` (the ``voicewatch`` command)."""
+    app.add_typer(budget_app, name="budget", no_args_is_help=True)
+    app.add_typer(ratelimit_app, name="ratelimit", no_args_is_help=True)
+    app.add_typer(breaker_app, name="breaker", no_args_is_help=True)
 
 
 def _actor() -> str:

@@ -1,10 +1,7 @@
 """Traffic that reaches the guard rails: provider outages, bursts, and the demo's script.
 
 Why: with the offline defaults nothing ever trips a guard rail, so staff would
-never see one work. ``queue_outage`` sends notes whose call to one AI service
-fails *inside* the guard (``fail_plan = "outage:<service>"``, first attempt
-only), so the circuit breaker counts the failures and opens, then closes on
-the next good probe. ``queue_burst`` sends many notes for one organization at
+never see one work. ``queue_burst`` sends many notes for one organization at
 once, so its rate limit defers them. ``outages.start_outage`` makes every
 call to a service fail for a while (shared through the database, so a
 separate worker sees it). ``GuardScript`` is what ``voicewatch
@@ -22,7 +19,6 @@ from typing import Any
 
 from voicewatch.pipeline import budgets, outages, ratelimit
 from voicewatch.pipeline.intake import submit_note
-from voicewatch.pipeline.providers import OUTAGE_PREFIX
 from voicewatch.simulate_notes import DEMO_CLUBS, DemoClub, make_note
 
 #: The audit log's actor for the demo's own changes.
@@ -49,16 +45,6 @@ def _submit(ctx: Any, rng: random.Random, club: DemoClub, fail_plan: str | None)
         fail_plan=fail_plan,
     )
     return str(artifact["artifact_id"])
-
-
-def queue_outage(
-    ctx: Any, service: str, notes: int, *, organization_id: str, rng: random.Random
-) -> list[str]:
-    """Queue ``notes`` text notes whose first call to ``service`` fails (a provider outage)."""
-    if service not in ("claims",):
-        raise ValueError("an outage can be simulated for the claims service (text notes)")
-    club = _club(organization_id)
-    return [_submit(ctx, rng, club, OUTAGE_PREFIX + service) for _ in range(notes)]
 
 
 def queue_burst(ctx: Any, notes: int, *, organization_id: str, rng: random.Random) -> list[str]:
@@ -131,3 +117,31 @@ class GuardScript:
             ctx.engine, self.burst_org, "claims", self.burst_limit_per_minute, now_ms
         )
         queue_burst(ctx, self.burst_notes, organization_id=self.burst_org, rng=rng)
+
+
+def simulate_guard_traffic(
+    ctx: Any,
+    artifacts: int,
+    outage: str | None,
+    outage_ms: int,
+    burst_org: str | None,
+    rng: random.Random,
+) -> str:
+    """``voicewatch simulate --outage / --burst-org``: returns the line the CLI prints."""
+    from voicewatch.clock import now_ms, to_iso
+    from voicewatch.simulate import seed_demo_clubs
+
+    seed_demo_clubs(ctx.engine)
+    said = []
+    if outage:
+        if outage != "claims":
+            raise ValueError("--outage: the claims service is the one text notes call")
+        ends = outages.start_outage(ctx.engine, outage, now_ms(), outage_ms)
+        said.append(f"{outage} provider down until {to_iso(ends)}")
+    if burst_org:
+        ids = queue_burst(ctx, artifacts, organization_id=burst_org, rng=rng)
+        said.append(f"queued a burst of {len(ids)} notes for {burst_org}")
+    else:
+        ids = [_submit(ctx, rng, rng.choice(DEMO_CLUBS), None) for _ in range(artifacts)]
+        said.append(f"queued {len(ids)} notes")
+    return "; ".join(said) + "; run 'voicewatch worker' to process them"
