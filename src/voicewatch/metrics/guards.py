@@ -181,3 +181,20 @@ def rate_limits(engine: Engine, settings: Settings, now: int) -> dict[str, Any]:
         "overrides": ratelimit.list_overrides(engine),
         "windows": windows,
     }
+
+
+def service_states(engine: Engine) -> list[dict[str, Any]]:
+    """Each AI service's circuit in brief (state, recent failures, since): the overview card."""
+    stored = {h.service: h for h in breaker.all_services(engine)}
+    out = []
+    for name in sorted(set(AI_SERVICES) | set(stored)):
+        h = stored.get(name)
+        out.append(
+            {
+                "service": name,
+                "state": h.state.value if h else "closed",
+                "recent_failure_count": h.recent_failure_count if h else 0,
+                "since": (h.opened_at or h.updated_at) if h else None,
+            }
+        )
+    return out

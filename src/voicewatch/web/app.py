@@ -25,6 +25,7 @@ from voicewatch.web import (
     api_stream,
     pages_auth,
     pages_data,
+    pages_guards,
     pages_live,
 )
 from voicewatch.web.assets import check_vendor_assets
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         pages_auth.router,
         pages_live.router,
         pages_data.router,
+        pages_guards.router,
     ):
         app.include_router(router)
     _describe_our_errors(app)
