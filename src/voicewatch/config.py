@@ -147,6 +147,17 @@ class Settings:
     alert_thresholds: AlertThresholds = field(default_factory=AlertThresholds)
     #: Slack-compatible webhook that alert changes are posted to (unset: none)
     alert_webhook_url: str = ""
+    #: proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma list of
+    #: addresses or networks, handed to uvicorn's ``forwarded_allow_ips``); empty: none,
+    #: the client address is the socket's
+    trusted_proxies: str = ""
+    #: Host header values served (comma list, ``*.example.org`` allowed); empty: any
+    trusted_hosts: str = ""
+    #: a connection must send a whole request head within this many seconds
+    header_timeout_s: float = 10.0
+    #: a request body may pause at most this long between two chunks (seconds); the
+    #: whole body must arrive within 20 times it
+    body_timeout_s: float = 15.0
     # --- guard rails (issue 13) ---
     #: AI calls per organization and service per minute, unless overridden
     #: (``voicewatch ratelimit set`` / ``PUT /api/v1/rate-limits``)
@@ -165,6 +176,14 @@ class Settings:
             self.queue_url = default_queue_url(self.database_url)
         if not self.audio_dir:
             self.audio_dir = str(_beside_database(self.database_url, "-audio"))
+
+    def proxy_list(self) -> list[str]:
+        """``trusted_proxies`` as a list (empty: trust no forwarding header)."""
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
+
+    def host_list(self) -> list[str]:
+        """``trusted_hosts`` as a list (empty: any Host is served)."""
+        return [h.strip() for h in self.trusted_hosts.split(",") if h.strip()]
 
     def stage_delays(self) -> dict[str, int]:
         """``stage_delay_ms`` parsed: stage name -> milliseconds."""
@@ -204,6 +223,10 @@ class Settings:
             ),
             "alert_thresholds": AlertThresholds.from_env(),
             "alert_webhook_url": os.environ.get(ALERT_WEBHOOK_URL_ENV, "").strip(),
+            "trusted_proxies": os.environ.get("VOICEWATCH_TRUSTED_PROXIES", ""),
+            "trusted_hosts": os.environ.get("VOICEWATCH_TRUSTED_HOSTS", ""),
+            "header_timeout_s": _env_float("VOICEWATCH_HEADER_TIMEOUT_S", 10.0),
+            "body_timeout_s": _env_float("VOICEWATCH_BODY_TIMEOUT_S", 15.0),
             "rate_limit_per_minute": _env_int("VOICEWATCH_RATE_LIMIT_PER_MINUTE", 600),
             "rate_limit_horizon_ms": _env_int("VOICEWATCH_RATE_LIMIT_HORIZON_MS", 15 * 60_000),
             "offline_price_audio_minute": _env_float(
@@ -245,6 +268,10 @@ ENV_VARS: tuple[str, ...] = (
     "VOICEWATCH_OTLP_MAX_DECODED_BYTES",
     ALERT_WEBHOOK_URL_ENV,
     *(AlertThresholds.env_var(f.name) for f in fields(AlertThresholds)),
+    "VOICEWATCH_TRUSTED_PROXIES",
+    "VOICEWATCH_TRUSTED_HOSTS",
+    "VOICEWATCH_HEADER_TIMEOUT_S",
+    "VOICEWATCH_BODY_TIMEOUT_S",
     "VOICEWATCH_RATE_LIMIT_PER_MINUTE",
     "VOICEWATCH_RATE_LIMIT_HORIZON_MS",
     "VOICEWATCH_OFFLINE_PRICE_AUDIO_MINUTE",

@@ -1,7 +1,7 @@
 """guard rails: audit log, rate-limit overrides, stage deferrals, simulated outages
 
 Revision ID: 0003
-Revises: 0001 (the lead re-chains it after 0002 at merge)
+Revises: 0002 (re-chained after security's 0002 when main was merged in)
 Create Date: 2026-12-02 01:20:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
