@@ -104,7 +104,7 @@ class GuardedCall:
         """Run ``call`` for ``artifact``; returns its result and its cost in USD."""
         org = artifact["organization_id"]
         start = self.clock()
-        self._check_budgets(org, start)
+        budgeted = self._check_budgets(org, start)
         self._check_rate_limit(org, start)
         try:
             self.breaker.require(start)
@@ -130,9 +130,8 @@ class GuardedCall:
             now_ms=finished,
             prices=self.prices,
         )
-        if cost:
-            budgets.add_spend(self.engine, org, cost, finished, self.emit)
-            budgets.add_spend(self.engine, PLATFORM, cost, finished, self.emit)
+        for scope in budgeted if cost else ():  # a write only where a budget keeps the spend
+            budgets.add_spend(self.engine, scope, cost, finished, self.emit)
         return result, cost
 
     def _simulated_outage(self, artifact: dict[str, Any], now: int) -> None:
@@ -143,13 +142,16 @@ class GuardedCall:
         ):
             raise ProviderOutage(f"simulated {self.service} provider outage")
 
-    def _check_budgets(self, org: str, now: int) -> None:
-        """The organization's daily budget, then the platform-wide one."""
+    def _check_budgets(self, org: str, now: int) -> list[str]:
+        """The organization's daily budget, then the platform-wide one; those that exist."""
+        budgeted = []
         for scope in (org, PLATFORM):
             try:
-                budgets.check_budget(self.engine, scope, now, emit=self.emit)
+                if budgets.check_budget(self.engine, scope, now, emit=self.emit):
+                    budgeted.append(scope)
             except budgets.BudgetExceeded as exc:
                 raise GuardRefused(str(exc), "budget_exceeded") from exc
+        return budgeted
 
     def _check_rate_limit(self, org: str, now: int) -> None:
         """Count the call; refused, it raises ``RateLimited`` with when the window opens."""
