@@ -55,3 +55,34 @@ def test_the_error_breakdown_counts_each_failed_note_once(engine) -> None:
     assert log_events(engine, batch).accepted == 7
     (row,) = metrics.error_breakdown(engine, "claims_extraction", now)
     assert row["error_code"] == "rate_limited" and row["count"] == 4
+
+
+def test_a_budget_spend_is_the_cost_cards_figure(engine) -> None:
+    from voicewatch.dashboard.overview import status_cards
+    from voicewatch.metrics import guards
+
+    now = now_ms()
+    repo.upsert_organization(engine, "org_clg", "Clonmore GAA")
+    set_budget(engine, PLATFORM, 5.0, now_ms=now)
+    set_budget(engine, "org_clg", 5.0, now_ms=now)
+    costs = [0.0123, 0.0456, 0.0789]
+    log_events(
+        engine,
+        [
+            {
+                "event_id": f"c{i}",
+                "event_type": "transcription_completed",
+                "artifact_id": f"art_{i}",
+                "organization_id": "org_clg" if i else "org_other",
+                "pipeline_stage": "transcription",
+                "duration_ms": 10,
+                "metadata": {"ai_cost": cost, "ai_model": "whisper-1"},
+                "timestamp": now - 5000,
+            }
+            for i, cost in enumerate(costs)
+        ],
+    )
+    platform, clg = guards.budgets(engine, now)
+    assert platform["organization_id"] == "platform"
+    assert platform["spend_usd"] == status_cards(engine, now)["cost_today"] == round(sum(costs), 6)
+    assert clg["spend_usd"] == round(costs[1] + costs[2], 6)
