@@ -42,6 +42,7 @@ def engine_of(ctx: typer.Context) -> Engine:
     settings = settings_of(ctx)
     return open_store(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
 
+
 budget_app = typer.Typer(help="Daily AI budgets per organization (and platform-wide).")
 ratelimit_app = typer.Typer(help="AI-call rate limits per organization and service.")
 breaker_app = typer.Typer(help="The circuit breaker of each AI service.")
