@@ -48,3 +48,42 @@ def test_the_demo_shows_each_guard_rail_event_within_three_minutes(sqlite_url: s
     assert first_seen["budget_threshold_reached"] <= first_seen["budget_exceeded"]
     assert script.done == {"budget", "outage", "burst", "lift", "raise"}
     ctx.monitor.close()
+
+
+def test_the_demo_budget_starts_from_what_the_panel_shows_spent(sqlite_url: str) -> None:
+    """The demo's seeded history spent money today: the budget starts above it, in step."""
+    from voicewatch.events import log_events
+    from voicewatch.metrics import guards
+    from voicewatch.pipeline import budgets
+
+    clock = Clock()
+    ctx, _driver = clocked_pipeline(sqlite_url, clock)
+    from voicewatch.simulate import seed_demo_clubs
+
+    seed_demo_clubs(ctx.engine)
+    log_events(
+        ctx.engine,
+        [
+            {
+                "event_id": "seeded.1",
+                "event_type": "claims_extracted",
+                "artifact_id": "art_seeded",
+                "organization_id": "org_rvfc",
+                "pipeline_stage": "claims_extraction",
+                "metadata": {"ai_cost": 0.05, "ai_model": "gpt-4o-mini"},
+                "timestamp": clock.now - 1000,
+            }
+        ],
+    )
+    script = GuardScript()
+    assert script.step(ctx, Settings(database_url=sqlite_url), 0, clock.now, random.Random(1)) == [
+        "budget"
+    ]
+    (panel,) = [
+        b for b in guards.budgets(ctx.engine, clock.now) if b["organization_id"] == "org_rvfc"
+    ]
+    row = budgets.get_budget(ctx.engine, "org_rvfc", clock.now)
+    assert panel["state"] == "ok" and panel["spend_usd"] == 0.05
+    assert row is not None and row.spend_usd == 0.05 and not row.threshold_notified
+    assert round(row.daily_budget_usd - 0.05, 9) == script.budget_usd
+    ctx.monitor.close()

@@ -94,18 +94,33 @@ class GuardScript:
         return did
 
     def _budget(self, ctx: Any, now_ms: int, amount: float | None) -> None:
+        """Set the demo budget ``amount`` USD above what the panel says is spent today.
+
+        The demo's seeded history already spent something today; the budget row
+        is brought to that same figure (no event), so the panel and the guard
+        agree and both levels are still ahead.
+        """
         from voicewatch import audit
+        from voicewatch.metrics.guards import spend_today
 
         before = budgets.get_budget(ctx.engine, self.budget_org, now_ms)
-        usd = self.raised_budget_usd if amount is None else amount
-        budgets.set_budget(ctx.engine, self.budget_org, usd, 0.5, now_ms=now_ms)
+        if amount is None:
+            usd, warn = self.raised_budget_usd, 0.8
+        else:
+            base = spend_today(ctx.engine, self.budget_org, now_ms)
+            usd, warn = base + amount, (base + amount / 2) / (base + amount)
+        row = budgets.set_budget(ctx.engine, self.budget_org, usd, warn, now_ms=now_ms)
+        if amount is not None:
+            base = spend_today(ctx.engine, self.budget_org, now_ms)
+            if base > row.spend_usd:
+                budgets.add_spend(ctx.engine, self.budget_org, base - row.spend_usd, now_ms, None)
         audit.record(
             ctx.engine,
             actor=DEMO_ACTOR,
             action="budget.set",
             target=self.budget_org,
             before=None if before is None else {"daily_budget_usd": before.daily_budget_usd},
-            after={"daily_budget_usd": usd, "warn_at": 0.5},
+            after={"daily_budget_usd": round(usd, 6), "warn_at": round(warn, 4)},
             at_ms=now_ms,
         )
 
