@@ -60,7 +60,7 @@ class GuardScript:
     budget_org: str = "org_rvfc"
     budget_usd: float = 0.0004  # a few dozen notes' estimated cost: fills in a minute or two
     raised_budget_usd: float = 25.0
-    raise_budget_at_ms: int = 150_000
+    raise_budget_at_ms: int = 100_000
     outage_at_ms: int = 20_000
     outage_ms: int = 8_000  # the claims provider is down this long: the breaker opens
     burst_org: str = "org_hrc"
