@@ -89,4 +89,9 @@ def test_the_reset_form_needs_the_csrf_token(sqlite_server) -> None:
     finally:
         client.close()
     with httpx.Client(base_url=sqlite_server.url) as anonymous:
-        assert anonymous.post("/guards/ai-services/claims/reset").status_code in (303, 307, 401)
+        to_login = anonymous.post("/guards/ai-services/claims/reset")
+        assert to_login.status_code in (302, 303, 307) and "/login" in to_login.headers["location"]
+    headers = sqlite_server.headers(sqlite_server.ingest_token)
+    with httpx.Client(base_url=sqlite_server.url, headers=headers) as ingest:
+        assert ingest.post("/guards/ai-services/claims/reset").status_code == 403
+        assert ingest.get("/guards").status_code == 403
