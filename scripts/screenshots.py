@@ -33,8 +33,21 @@ PAGES = (
     ("metrics", "/metrics?range=24h"),
     ("alerts", "/alerts"),
     ("events", "/events"),
+    ("guards", "/guards"),
 )
 EMAIL, PASSWORD = "staff@voicewatch.local", "screenshots only"
+
+
+def _budgets(engine: object) -> None:
+    """Budgets for the guard-rails page: one that fills, one past its warning, one with room."""
+    from voicewatch.guardrails import set_budget
+    from voicewatch.simulate import seed_demo_clubs
+
+    seed_demo_clubs(engine)
+    now = now_ms()
+    for org, usd, warn in (("org_clg", 0.06, 0.8), ("org_rvfc", 0.1, 0.5),
+                           ("org_hrc", 0.5, 0.8), ("platform", 1.0, 0.8)):  # fmt: skip
+        set_budget(engine, org, usd, warn, actor="screenshots", now=now)  # type: ignore[arg-type]
 
 
 def main(out: Path) -> None:
@@ -48,6 +61,7 @@ def main(out: Path) -> None:
     ctx = worker.install(
         settings, worker.build_context(settings, enqueue=lambda *job: queued.append(job))
     )
+    _budgets(engine)
     ids = simulate_notes(ctx, settings, artifacts=40, failure_rate=0.2, rng=random.Random(3))
     from voicewatch.pipeline.stages import run_stage
 

@@ -163,6 +163,18 @@ class Settings:
     #: a request body may pause at most this long between two chunks (seconds); the
     #: whole body must arrive within 20 times it
     body_timeout_s: float = 15.0
+    # --- guard rails (issue 13) ---
+    #: AI calls per organization and service per minute, unless overridden
+    #: (``voicewatch ratelimit set`` / ``PUT /api/v1/rate-limits``)
+    rate_limit_per_minute: int = 600
+    #: a note deferred by a rate limit for longer than this fails (retryable)
+    rate_limit_horizon_ms: int = 15 * 60_000
+    #: the estimated cost model of the offline providers, in USD: the recognisers
+    #: (pocketsphinx, faster-whisper) are priced as whisper-1 (per audio minute),
+    #: the rules extractor as gpt-4o-mini (per 1k input / output tokens); 0: free
+    offline_price_audio_minute: float = 0.006
+    offline_price_input_1k_tokens: float = 0.00015
+    offline_price_output_1k_tokens: float = 0.0006
 
     def __post_init__(self) -> None:
         if not self.queue_url:
@@ -222,6 +234,17 @@ class Settings:
             "trusted_hosts": os.environ.get("VOICEWATCH_TRUSTED_HOSTS", ""),
             "header_timeout_s": _env_float("VOICEWATCH_HEADER_TIMEOUT_S", 10.0),
             "body_timeout_s": _env_float("VOICEWATCH_BODY_TIMEOUT_S", 15.0),
+            "rate_limit_per_minute": _env_int("VOICEWATCH_RATE_LIMIT_PER_MINUTE", 600),
+            "rate_limit_horizon_ms": _env_int("VOICEWATCH_RATE_LIMIT_HORIZON_MS", 15 * 60_000),
+            "offline_price_audio_minute": _env_float(
+                "VOICEWATCH_OFFLINE_PRICE_AUDIO_MINUTE", 0.006
+            ),
+            "offline_price_input_1k_tokens": _env_float(
+                "VOICEWATCH_OFFLINE_PRICE_INPUT_1K_TOKENS", 0.00015
+            ),
+            "offline_price_output_1k_tokens": _env_float(
+                "VOICEWATCH_OFFLINE_PRICE_OUTPUT_1K_TOKENS", 0.0006
+            ),
         }
         values.update({k: v for k, v in overrides.items() if v is not None and v != ""})
         return cls(**values)  # type: ignore[arg-type]
@@ -258,6 +281,11 @@ ENV_VARS: tuple[str, ...] = (
     "VOICEWATCH_TRUSTED_HOSTS",
     "VOICEWATCH_HEADER_TIMEOUT_S",
     "VOICEWATCH_BODY_TIMEOUT_S",
+    "VOICEWATCH_RATE_LIMIT_PER_MINUTE",
+    "VOICEWATCH_RATE_LIMIT_HORIZON_MS",
+    "VOICEWATCH_OFFLINE_PRICE_AUDIO_MINUTE",
+    "VOICEWATCH_OFFLINE_PRICE_INPUT_1K_TOKENS",
+    "VOICEWATCH_OFFLINE_PRICE_OUTPUT_1K_TOKENS",
 )
 
 

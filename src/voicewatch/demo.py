@@ -6,6 +6,7 @@ import random
 import secrets
 import threading
 import time
+from typing import Any
 
 from sqlalchemy import Engine, func, select
 
@@ -14,6 +15,7 @@ from voicewatch.clock import HOUR_MS, now_ms
 from voicewatch.config import Settings
 from voicewatch.events import log_events
 from voicewatch.simulate import DEMO_ORGANIZATIONS, traffic
+from voicewatch.simulate_guards import GuardScript
 from voicewatch.store import open_store, read_connection, write_transaction
 from voicewatch.store.tables import organizations, voice_pipeline_events
 
@@ -52,15 +54,30 @@ def seed(engine: Engine, *, artifacts: int = 400, seed_value: int = 7) -> int:
 
 
 def _live_traffic(ctx: object, settings: Settings, rate: float, stop: threading.Event) -> None:
-    """Real notes through the real pipeline, ``rate`` per second, 5% failing once."""
-    from voicewatch.simulate import simulate_notes
+    """Real notes through the real pipeline, ``rate`` per second, 5% failing once,
+    and the guard-rail script (``simulate_guards.GuardScript``) in the first minutes."""
 
     rng = random.Random()
+    script = GuardScript()
+    started = now_ms()
     while not stop.wait(1.0 / max(rate, 0.01)):
         try:
-            simulate_notes(ctx, settings, artifacts=1, failure_rate=0.05, rng=rng)
+            traffic_step(ctx, settings, script, now_ms() - started, now_ms(), rng)
         except Exception:  # the demo keeps going through a busy database
             time.sleep(1)
+
+
+def traffic_step(
+    ctx: Any, settings: Settings, script: GuardScript, elapsed_ms: int, now: int, rng: Any
+) -> None:
+    """One tick of the demo's traffic: the guard-rail script's due actions, then one note.
+
+    Time is a parameter, so a test runs the demo's first minutes compressed.
+    """
+    from voicewatch.simulate import simulate_notes
+
+    script.step(ctx, settings, elapsed_ms, now, rng)
+    simulate_notes(ctx, settings, artifacts=1, failure_rate=0.05, rng=rng)
 
 
 def run_demo(settings: Settings, *, port: int, rate: float) -> None:

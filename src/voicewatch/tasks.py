@@ -243,6 +243,21 @@ def enqueuer(queue_url: str) -> Callable[[str, str, int], None]:
     return enqueue
 
 
+def deferrer(queue_url: str) -> Callable[[str, str, int, int], None]:
+    """A ``defer(stage, artifact_id, attempt, eta_ms)`` bound to ``queue_url`` (guard rails).
+
+    A stage put off by a rate limit runs again at ``eta_ms`` (UTC epoch ms).
+    """
+    from datetime import UTC, datetime
+
+    def defer(stage: str, artifact_id: str, attempt: int, eta_ms: int) -> None:
+        use_queue(queue_url)
+        eta = datetime.fromtimestamp(eta_ms / 1000, tz=UTC)  # aware: Huey takes it as UTC
+        run_stage_task.schedule((stage, artifact_id, attempt), eta=eta)
+
+    return defer
+
+
 def queue_depth() -> int:
     """Tasks waiting in the queue (not counting those being run)."""
     return int(huey.pending_count())

@@ -43,6 +43,8 @@ def build_context(
         enqueue=enqueue if enqueue is not None else tasks.enqueuer(settings.queue_url),
         finish_retry=retry.finish_retry,
         engine=engine,
+        # guard rails: a rate-limited stage runs later on the same queue
+        defer=tasks.deferrer(settings.queue_url) if enqueue is None else None,
     )
 
 

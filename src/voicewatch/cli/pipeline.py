@@ -58,10 +58,25 @@ def simulate(
     failure_rate: Annotated[float, typer.Option("--failure-rate", min=0.0, max=1.0)] = 0.0,
     audio_share: Annotated[float, typer.Option("--audio-share", min=0.0, max=1.0)] = 0.0,
     seed: Annotated[int | None, typer.Option(help="Random seed, for repeatable runs.")] = None,
+    outage: Annotated[
+        str | None,
+        typer.Option(help="Guard rails: make this AI service (claims) fail for a while first."),
+    ] = None,
+    outage_seconds: Annotated[int, typer.Option("--outage-seconds", min=1, max=3600)] = 20,
+    burst_org: Annotated[
+        str | None,
+        typer.Option("--burst-org", help="Guard rails: send every note to this org at once."),
+    ] = None,
 ) -> None:
     """Seed demo clubs if absent and queue N realistic notes through the pipeline.
 
+    --outage makes every call to that AI service fail for --outage-seconds (through
+    its circuit breaker, which opens); --burst-org sends all N notes to one
+    organization at once (its rate limit defers what is over it).
+
     Example: voicewatch simulate --artifacts 200 --failure-rate 0.1 --audio-share 0.2
+    Example: voicewatch simulate --artifacts 30 --outage claims --outage-seconds 20
+    Example: voicewatch simulate --artifacts 40 --burst-org org_hrc
     """
     import random
 
@@ -71,6 +86,16 @@ def simulate(
     from voicewatch.simulate import simulate_notes
 
     pipeline = composition.start(settings_of(ctx), engine_of(ctx))
+    if outage or burst_org:
+        from voicewatch.simulate_guards import simulate_guard_traffic
+
+        line = simulate_guard_traffic(
+            pipeline, artifacts, outage, outage_seconds * 1000, burst_org, random.Random(seed)
+        )
+        if pipeline.monitor is not None:
+            pipeline.monitor.flush(timeout=30)
+        typer.echo(line)
+        return
     with Progress(transient=True) as bar:
         task = bar.add_task("queueing notes", total=artifacts)
         ids = simulate_notes(

@@ -56,6 +56,10 @@ class PipelineContext:
     finish_retry: RetryRecorder | None = None
     stage_delay_ms: dict[str, int] = field(default_factory=dict)
     monitor: Any = None  # the emitter behind ``emit``, flushed by tests and at exit
+    # --- guard rails: a rate-limited stage is queued again for later (pipeline/deferral.py)
+    #: (stage, artifact_id, attempt, run at epoch ms); None: a rate-limited stage fails
+    defer: Callable[[str, str, int, int], None] | None = None
+    rate_limit_horizon_ms: int = 15 * 60_000
 
 
 def in_place(work: Callable[[], T], artifact_id: str, attempt: int, step: str) -> T:

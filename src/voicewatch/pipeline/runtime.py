@@ -27,12 +27,14 @@ def build_context(
     enqueue: Callable[[str, str, int], None],
     finish_retry: RetryRecorder | None = None,
     engine: Engine | None = None,
+    defer: Callable[[str, str, int, int], None] | None = None,
 ) -> PipelineContext:
     """A pipeline context for ``settings`` that queues stages with ``enqueue``.
 
     ``finish_retry`` records how a retry ended (the harness owns that table);
     ``engine`` is a store already opened (and migrated) by the caller, e.g. the
-    web app's; by default one is opened here.
+    web app's; by default one is opened here. ``defer(stage, artifact_id, attempt,
+    eta_ms)`` queues a rate-limited stage again for later (None: it fails instead).
     """
     from voicewatch.emitter import Monitor
     from voicewatch.pipeline.providers import extractor_for, transcriber_for
@@ -52,6 +54,8 @@ def build_context(
         finish_retry=finish_retry,
         monitor=monitor,
         stage_delay_ms=settings.stage_delays(),
+        defer=defer,
+        rate_limit_horizon_ms=settings.rate_limit_horizon_ms,
     )
 
 

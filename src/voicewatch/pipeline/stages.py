@@ -232,7 +232,9 @@ def run_stage(ctx: PipelineContext, stage: str, artifact_id: str, attempt: int) 
         _maybe_inject(ctx, artifact, attempt, stage)
         outcome = _WORK[Stage(stage)](ctx, artifact, attempt)
     except Exception as exc:
-        _fail(ctx, artifact, attempt, stage, exc, started)
+        failure = _deferred_or(ctx, artifact, before, attempt, stage, exc)
+        if failure is not None:
+            _fail(ctx, artifact, attempt, stage, failure, started)
         return True
     duration = (time.perf_counter() - started) * 1000
     end = now_ms()
@@ -276,6 +278,23 @@ def run_stage(ctx: PipelineContext, stage: str, artifact_id: str, attempt: int) 
             f"queue {following}",
         )
     return True
+
+
+def _deferred_or(
+    ctx: PipelineContext,
+    artifact: dict[str, Any],
+    before: dict[str, Any],
+    attempt: int,
+    stage: str,
+    exc: Exception,
+) -> Exception | None:
+    """Guard rails: a rate-limited stage is deferred (None); any other error is returned."""
+    from voicewatch.pipeline.deferral import defer_stage
+    from voicewatch.pipeline.providers import RateLimited
+
+    if not isinstance(exc, RateLimited):
+        return exc
+    return defer_stage(ctx, artifact, before, attempt, stage, exc)
 
 
 #: Re-exported: callers keep importing the context and the errors from here.

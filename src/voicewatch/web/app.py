@@ -18,12 +18,14 @@ from voicewatch.web import (
     api_artifacts,
     api_docs,
     api_events,
+    api_guards,
     api_health,
     api_metrics,
     api_otlp,
     api_stream,
     pages_auth,
     pages_data,
+    pages_guards,
     pages_live,
 )
 from voicewatch.web.assets import check_vendor_assets
@@ -71,11 +73,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         api_artifacts.router,
         api_metrics.router,
         api_alerts.router,
+        api_guards.router,
         api_docs.router,
         api_stream.router,
         pages_auth.router,
         pages_live.router,
         pages_data.router,
+        pages_guards.router,
     ):
         app.include_router(router)
     _describe_our_errors(app)
