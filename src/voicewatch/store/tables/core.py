@@ -1,13 +1,4 @@
-"""Every table of voicewatch, as SQLAlchemy Core metadata.
-
-Times are UTC epoch milliseconds (BigInteger). Platform-wide rows (counters,
-snapshots, alerts) use the empty string as their scope instead of NULL:
-SQL treats NULLs as distinct, so a unique key over a NULL organization would
-let two "platform" rows coexist. ``PLATFORM`` names that empty scope.
-
-The Alembic migrations in ``store/migrations`` create these tables; a test
-checks that the migrated schema and this metadata agree.
-"""
+"""The harness's and the pipeline's tables (organizations to job runs); see ``tables``."""
 
 from __future__ import annotations
 
@@ -18,26 +9,13 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
 )
 
-#: The scope key of platform-wide rows (never NULL, see module docstring).
-PLATFORM = ""
-
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
-
-ID = String(128)
+from voicewatch.store.tables.meta import ID, metadata
 
 # --- Organizations, people and rosters -------------------------------------
 
@@ -415,59 +393,3 @@ job_runs = Table(
     Column("finished_at", BigInteger),
     Column("worker", String(200), nullable=False, server_default=""),
 )
-
-# --- Guard rails (issue 13; migration 0003) -------------------------------------------
-
-#: Who changed what, from what to what: every staff action on the guard rails
-#: (budgets, rate limits, a circuit reset), and later staff acting on a coach's
-#: behalf. ``before`` / ``after`` are JSON text (``null`` when there was none).
-audit_log = Table(
-    "audit_log",
-    metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
-    Column("actor", String(320), nullable=False),  # staff email or "token:<name>" or "cli"
-    Column("action", String(64), nullable=False),  # e.g. budget.set, breaker.reset
-    Column("target", String(200), nullable=False),  # e.g. org_clg, service:claims
-    Column("before", Text),
-    Column("after", Text),
-    Column("at_ms", BigInteger, nullable=False),
-    Index("ix_audit_log_target_at", "target", "at_ms"),
-    Index("ix_audit_log_at", "at_ms"),
-)
-
-#: Per-organization (and per-service) rate limits that replace the default
-#: ``VOICEWATCH_RATE_LIMIT_PER_MINUTE``. ``service`` "*" covers every AI service
-#: of the organization; organization "*" sets a platform-wide default.
-rate_limit_overrides = Table(
-    "rate_limit_overrides",
-    metadata,
-    Column("organization_id", ID, primary_key=True),
-    Column("service", String(64), primary_key=True),
-    Column("max_per_minute", Integer, nullable=False),
-    Column("updated_at", BigInteger, nullable=False),
-)
-
-#: A stage put off by a rate limit: when it was first deferred and until when,
-#: so a note that stays limited past the horizon fails instead of waiting forever.
-stage_deferrals = Table(
-    "stage_deferrals",
-    metadata,
-    Column("artifact_id", ID, primary_key=True),
-    Column("attempt", Integer, primary_key=True),
-    Column("stage", String(32), primary_key=True),
-    Column("first_deferred_at", BigInteger, nullable=False),
-    Column("deferred_until", BigInteger, nullable=False),
-    Column("deferrals", Integer, nullable=False),
-)
-
-#: A simulated provider outage (``voicewatch simulate --outage``, the demo): every
-#: call to ``service`` in ``[starts_at, ends_at)`` fails inside its guard.
-simulated_outages = Table(
-    "simulated_outages",
-    metadata,
-    Column("service", String(64), primary_key=True),
-    Column("starts_at", BigInteger, nullable=False),
-    Column("ends_at", BigInteger, nullable=False),
-)
-
-# --- end of the guard-rail block --------------------------------------------------------
