@@ -253,6 +253,8 @@ org_app = typer.Typer(help="Organizations (clubs).", no_args_is_help=True)
 roster_app = typer.Typer(help="Club rosters.", no_args_is_help=True)
 app.add_typer(org_app, name="org")
 app.add_typer(roster_app, name="roster")
+coach_app = typer.Typer(help="Coaches (people with a name and a club).", no_args_is_help=True)
+app.add_typer(coach_app, name="coach")
 
 
 @org_app.command("create")
@@ -292,6 +294,50 @@ def roster_import(
         typer.echo(f"line {line_no}: {error}", err=True)
     typer.echo(
         f"added {report.added}, updated {report.updated}, aliases {report.aliases}, "
+        f"bad rows {len(report.errors)}"
+    )
+
+
+@coach_app.command("add")
+@one_line_errors
+def coach_add(
+    ctx: typer.Context,
+    user_id: Annotated[str, typer.Argument(help="The coach's user id, e.g. coach_hrc_1.")],
+    org: Annotated[str, typer.Option("--org", help="The coach's organization id.")],
+    name: Annotated[str, typer.Option("--name", help="The coach's full name.")],
+) -> None:
+    """Add a coach, or rename one (idempotent).
+
+    Example: voicewatch coach add coach_hrc_1 --org org_hrc --name "Jim Murphy"
+    """
+    from voicewatch.coaching.people import add_coach
+
+    outcome = add_coach(engine_of(ctx), user_id, org, name)
+    typer.echo(f"{outcome} {user_id}: {name.strip()} ({org})")
+
+
+@coach_app.command("import")
+@one_line_errors
+def coach_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="CSV with columns user_id, name[, organization].")],
+    org: Annotated[
+        str | None, typer.Option("--org", help="The organization of rows without one.")
+    ] = None,
+) -> None:
+    """Load coaches from CSV beside the roster; bad rows are reported by line.
+
+    Example: voicewatch coach import coaches.csv --org org_clg
+    """
+    from voicewatch.coaching.people import import_coaches
+
+    if not file.is_file():
+        fail(f"no such file: {file}")
+    report = import_coaches(engine_of(ctx), file, org)
+    for line_no, error in report.errors:
+        typer.echo(f"line {line_no}: {error}", err=True)
+    typer.echo(
+        f"added {report.added}, renamed {report.renamed}, unchanged {report.unchanged}, "
         f"bad rows {len(report.errors)}"
     )
 

@@ -20,7 +20,7 @@ from voicewatch.dashboard import records
 from voicewatch.dashboard.filters import BadFilter, day_range
 from voicewatch.dashboard.summary import event_summary
 from voicewatch.metrics import artifact_costs
-from voicewatch.names import names, organization_choices
+from voicewatch.names import names, organization_choices, short_name
 from voicewatch.retry import RETRY_PLANS
 
 ARTIFACT_STATUSES = [s.value for s in model.ArtifactStatus]
@@ -92,6 +92,7 @@ def artifacts_page(
     costs = artifact_costs(engine, [r["artifact_id"] for r in rows])
     for row in rows:
         row["coach_name"] = coaches.get(row["coach_user_id"], row["coach_user_id"])
+        row["coach_short"] = short_name(row["coach_name"])  # tight column; id on hover
         row["ai_cost"] = costs.get(row["artifact_id"])
         row["retry_stage"] = grid_retry_stage(row.get("current_stage"))
     return {
