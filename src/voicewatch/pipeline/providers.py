@@ -153,11 +153,14 @@ def extractor_for(
     """``extract(artifact, text, roster_names) -> (claims, cost)`` for the configured extractor."""
     if settings.extractor != "openai":
         from voicewatch.pipeline.claims import extract_claims
+        from voicewatch.pipeline.repository import aliases_for
 
         def extract_rules(
-            _artifact: dict[str, Any], text: str, names: list[str]
+            artifact: dict[str, Any], text: str, names: list[str]
         ) -> tuple[list[Any], float]:
-            return extract_claims(text, names), 0.0
+            # The roster's and the coach's aliases are names too ("Podge injured his ankle").
+            nicknames = aliases_for(engine, artifact["coach_user_id"], artifact["organization_id"])
+            return extract_claims(text, names, nicknames=sorted(nicknames)), 0.0
 
         extract_rules.model = "rules"  # type: ignore[attr-defined]
         return extract_rules

@@ -33,6 +33,7 @@ from sqlalchemy import Engine
 from voicewatch.clock import now_ms
 from voicewatch.model import STAGE_EVENTS, ArtifactStatus, Stage
 from voicewatch.pipeline import repository as repo
+from voicewatch.pipeline.alias_use import BY_ALIAS, count_alias_uses
 from voicewatch.pipeline.drafts import draft_for_claim
 from voicewatch.pipeline.resolution import resolve_name
 from voicewatch.store import write_transaction
@@ -458,13 +459,19 @@ def _resolution(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) ->
                     else None,
                     "score": round(best.score, 2) if best else None,
                     "status": result.status,
+                    # the coach loop: an alias decided it (counted below, shown in metrics)
+                    "resolved_by": BY_ALIAS if best and best.matched_on == "alias" else None,
                 }
             )
     disambiguations = sum(1 for r in rows if r["status"] != "auto_resolved")
+    alias_hits = [r["raw_text"] for r in rows if r["resolved_by"] == BY_ALIAS]
 
     def save() -> None:
         with write_transaction(ctx.engine) as conn:
             repo.replace_resolutions(conn, artifact_id, artifact["organization_id"], rows)
+            count_alias_uses(
+                conn, artifact["coach_user_id"], artifact["organization_id"], alias_hits, now_ms()
+            )
             if not repo.finish_stage(
                 conn,
                 artifact_id,
