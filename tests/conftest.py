@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
@@ -120,6 +121,7 @@ class LiveServer:
         from voicewatch.auth import create_token
         from voicewatch.config import Settings
         from voicewatch.web.app import create_app
+        from voicewatch.web.serving import server_options
 
         self.settings = Settings(database_url=db_url, **settings)  # type: ignore[arg-type]
         self.app = create_app(self.settings)
@@ -130,7 +132,9 @@ class LiveServer:
         self._sock.bind(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            self.app, log_level="warning", lifespan="on", **server_options(self.settings)
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
@@ -199,6 +203,30 @@ def browser() -> Iterator[object]:
         launched.close()
 
 
+#: Reports each CSP violation on the console, so the browser tests' "no console error"
+#: checks also mean "no CSP violation".
+CSP_REPORTER = """
+document.addEventListener('securitypolicyviolation', (e) => {
+  console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline'));
+});
+"""
+
+
+def _function_form(wait_for_function: Any) -> Any:
+    """``page.wait_for_function`` taking expressions as ``() => (expr)``.
+
+    Playwright polls a bare expression string through ``eval``, which our CSP
+    (no 'unsafe-eval') refuses; the same test written as a function needs no eval.
+    """
+
+    def wait(expression: str, **kwargs: Any) -> Any:
+        if not expression.lstrip().startswith(("(", "function", "async")):
+            expression = f"() => ({expression})"
+        return wait_for_function(expression, **kwargs)
+
+    return wait
+
+
 class BrowserSession:
     """A signed-in staff browser page on a live server, collecting console errors."""
 
@@ -214,6 +242,9 @@ class BrowserSession:
             "console", lambda msg: msg.type == "error" and self.console_errors.append(msg.text)
         )
         self.page.on("pageerror", lambda exc: self.console_errors.append(str(exc)))
+        # every Content-Security-Policy violation becomes a console error too (issue 16)
+        self.context.add_init_script(CSP_REPORTER)
+        self.page.wait_for_function = _function_form(self.page.wait_for_function)  # type: ignore[method-assign]
 
     def login(self, email: str = STAFF_EMAIL, password: str = STAFF_PASSWORD) -> None:
         self.page.goto(f"{self.server.url}/login")

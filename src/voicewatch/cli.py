@@ -120,6 +120,62 @@ def create_token(
     typer.echo(token)
 
 
+@app.command("list-tokens")
+@one_line_errors
+def list_tokens(ctx: typer.Context) -> None:
+    """List API tokens: id, name, scope, created, last used, revoked (never the secret).
+
+    Example: voicewatch list-tokens
+    """
+    from voicewatch.auth import list_tokens as all_tokens
+    from voicewatch.clock import to_datetime
+
+    def when(ms: Any) -> str:
+        return "-" if ms is None else to_datetime(int(ms)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    typer.echo("id\tname\tscope\tcreated\tlast_used\trevoked")
+    for row in all_tokens(engine_of(ctx)):
+        typer.echo(
+            f"{row['id']}\t{row['name']}\t{row['scope']}\t{when(row['created_at'])}"
+            f"\t{when(row['last_used_at'])}\t{when(row['revoked_at'])}"
+        )
+
+
+@app.command("revoke-token")
+@one_line_errors
+def revoke_token(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The token's name (see list-tokens).")],
+) -> None:
+    """Revoke every live token with this name; it answers 401 from the next request.
+
+    Example: voicewatch revoke-token pipeline
+    """
+    from voicewatch.auth import revoke_token as revoke
+
+    count = revoke(engine_of(ctx), name)
+    if not count:
+        raise ValueError(f"no live token is named {name!r}")
+    typer.echo(f"revoked {count} token(s) named {name}")
+
+
+@app.command("remove-staff")
+@one_line_errors
+def remove_staff(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The staff member's email.")],
+) -> None:
+    """Delete a staff account; its signed-in sessions end at once.
+
+    Example: voicewatch remove-staff ops@club.example
+    """
+    from voicewatch.auth import remove_staff as remove
+
+    if not remove(engine_of(ctx), email):
+        raise ValueError(f"no staff account {email}")
+    typer.echo(f"removed staff account {email}; its sessions have ended")
+
+
 @app.command("create-staff")
 @one_line_errors
 def create_staff(
@@ -185,13 +241,14 @@ def serve(
 
     from voicewatch.pipeline.runtime import build_context
     from voicewatch.web.app import create_app
+    from voicewatch.web.serving import server_options
 
     settings = settings_of(ctx)
     web = create_app(settings)  # migrates the store (once, under its lock) before listening
     # Built before the first request, so a burst of submissions right after
     # start finds it ready (``api_artifacts`` would otherwise build it, once).
     web.state.pipeline = build_context(settings, engine=web.state.engine)
-    uvicorn.run(web, host=host, port=port, log_level="info")
+    uvicorn.run(web, host=host, port=port, log_level="info", **server_options(settings))
 
 
 @app.command()

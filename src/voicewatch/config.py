@@ -22,6 +22,11 @@ def _env_int(name: str, default: int) -> int:
     return int(raw) if raw not in (None, "") else default
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw not in (None, "") else default
+
+
 def _beside_database(database_url: str, suffix: str) -> Path:
     """A path next to the SQLite database file (or in the working directory)."""
     if database_url.startswith("sqlite:///") and database_url != "sqlite:///:memory:":
@@ -142,12 +147,31 @@ class Settings:
     alert_thresholds: AlertThresholds = field(default_factory=AlertThresholds)
     #: Slack-compatible webhook that alert changes are posted to (unset: none)
     alert_webhook_url: str = ""
+    #: proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma list of
+    #: addresses or networks, handed to uvicorn's ``forwarded_allow_ips``); empty: none,
+    #: the client address is the socket's
+    trusted_proxies: str = ""
+    #: Host header values served (comma list, ``*.example.org`` allowed); empty: any
+    trusted_hosts: str = ""
+    #: a connection must send a whole request head within this many seconds
+    header_timeout_s: float = 10.0
+    #: a request body may pause at most this long between two chunks (seconds); the
+    #: whole body must arrive within 20 times it
+    body_timeout_s: float = 15.0
 
     def __post_init__(self) -> None:
         if not self.queue_url:
             self.queue_url = default_queue_url(self.database_url)
         if not self.audio_dir:
             self.audio_dir = str(_beside_database(self.database_url, "-audio"))
+
+    def proxy_list(self) -> list[str]:
+        """``trusted_proxies`` as a list (empty: trust no forwarding header)."""
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
+
+    def host_list(self) -> list[str]:
+        """``trusted_hosts`` as a list (empty: any Host is served)."""
+        return [h.strip() for h in self.trusted_hosts.split(",") if h.strip()]
 
     def stage_delays(self) -> dict[str, int]:
         """``stage_delay_ms`` parsed: stage name -> milliseconds."""
@@ -187,6 +211,10 @@ class Settings:
             ),
             "alert_thresholds": AlertThresholds.from_env(),
             "alert_webhook_url": os.environ.get(ALERT_WEBHOOK_URL_ENV, "").strip(),
+            "trusted_proxies": os.environ.get("VOICEWATCH_TRUSTED_PROXIES", ""),
+            "trusted_hosts": os.environ.get("VOICEWATCH_TRUSTED_HOSTS", ""),
+            "header_timeout_s": _env_float("VOICEWATCH_HEADER_TIMEOUT_S", 10.0),
+            "body_timeout_s": _env_float("VOICEWATCH_BODY_TIMEOUT_S", 15.0),
         }
         values.update({k: v for k, v in overrides.items() if v is not None and v != ""})
         return cls(**values)  # type: ignore[arg-type]
@@ -217,4 +245,8 @@ ENV_VARS: tuple[str, ...] = (
     "VOICEWATCH_OTLP_MAX_DECODED_BYTES",
     ALERT_WEBHOOK_URL_ENV,
     *(AlertThresholds.env_var(f.name) for f in fields(AlertThresholds)),
+    "VOICEWATCH_TRUSTED_PROXIES",
+    "VOICEWATCH_TRUSTED_HOSTS",
+    "VOICEWATCH_HEADER_TIMEOUT_S",
+    "VOICEWATCH_BODY_TIMEOUT_S",
 )

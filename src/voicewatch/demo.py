@@ -71,6 +71,7 @@ def run_demo(settings: Settings, *, port: int, rate: float) -> None:
     from voicewatch import metrics, tasks
     from voicewatch.pipeline import runtime
     from voicewatch.web.app import create_app
+    from voicewatch.web.serving import server_options
 
     engine = open_store(settings.database_url)
     written = seed(engine)
@@ -93,7 +94,11 @@ def run_demo(settings: Settings, *, port: int, rate: float) -> None:
     print(f"  traffic    {rate:g} note(s)/s through the pipeline, worker running in-process")
     try:
         uvicorn.run(
-            create_app(settings, engine=engine), host="127.0.0.1", port=port, log_level="warning"
+            create_app(settings, engine=engine),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            **server_options(settings),
         )
     finally:
         stop.set()

@@ -59,6 +59,8 @@ users = Table(
     Column("organization_id", ID),  # coaches belong to one organization
     Column("password_hash", String(200)),
     Column("created_at", BigInteger, nullable=False),
+    #: bumped to end every session of the user at once (sign-out, new password)
+    Column("session_generation", Integer, nullable=False, server_default="0"),
 )
 
 players = Table(

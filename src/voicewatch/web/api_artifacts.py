@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
@@ -15,12 +16,13 @@ from sqlalchemy import Engine
 from voicewatch import model
 from voicewatch.auth import Principal
 from voicewatch.dashboard import records as artifacts
-from voicewatch.pipeline.audio_store import MAX_AUDIO_BYTES, UploadError, store_upload
+from voicewatch.pipeline.audio_store import UploadError
 from voicewatch.pipeline.repository import RecordError
 from voicewatch.web.body import parse_json, read_limited, require_json_content_type
 from voicewatch.web.deps import get_engine, get_settings, require_ingest, require_staff
 from voicewatch.web.errors import ApiError
 from voicewatch.web.responses import COMMON_ERRORS, WRITE_ERRORS, error_responses
+from voicewatch.web.uploads import save_upload
 from voicewatch.web.write_gate import write_gate
 
 router = APIRouter(prefix="/api/v1/artifacts", tags=["artifacts"], responses=COMMON_ERRORS)
@@ -68,12 +70,12 @@ async def submit_artifact(
         raise ApiError(422, "send exactly one of 'text' and 'audio'")
     audio_path = None
     if audio is not None:
-        data = await audio.read(MAX_AUDIO_BYTES + 1)
         try:
-            audio_path = str(store_upload(get_settings(request), audio.filename or "", data))
+            saved = await run_in_threadpool(save_upload, get_settings(request), audio.file)
         except UploadError as exc:
             status = 413 if "larger" in str(exc) else 422
             raise ApiError(status, str(exc)) from exc
+        audio_path = str(saved)
     pipeline = await run_in_threadpool(_pipeline, request)
     gate = write_gate(request)
 
@@ -92,8 +94,12 @@ async def submit_artifact(
 
     try:
         artifact = await run_in_threadpool(submit)
-    except RecordError as exc:
-        raise ApiError(422, str(exc)) from exc
+    except BaseException as exc:
+        if audio_path is not None:  # no artifact points at it: do not keep it
+            Path(audio_path).unlink(missing_ok=True)
+        if isinstance(exc, RecordError):
+            raise ApiError(422, str(exc)) from exc
+        raise
     return JSONResponse({"artifact_id": artifact["artifact_id"]}, status_code=202)
 
 

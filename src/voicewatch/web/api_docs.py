@@ -33,8 +33,7 @@ def docs(request: Request, _p: Annotated[Principal, Depends(require_staff)]) -> 
             )
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>voicewatch API</title>"
-        "<style>body{font:14px system-ui;margin:2rem}td{padding:4px 12px;border-bottom:1px solid"
-        " #ddd}</style></head><body><h1>voicewatch API</h1>"
+        "<link rel='stylesheet' href='/static/docs.css'></head><body><h1>voicewatch API</h1>"
         "<p>The machine-readable description is at <a href='/openapi.json'>/openapi.json</a>.</p>"
         "<table><tr><th>method</th><th>path</th><th>what</th><th>parameters</th></tr>"
         + "".join(rows)

@@ -14,6 +14,8 @@ from sqlalchemy import Engine
 
 from voicewatch import events, model
 from voicewatch.auth import Principal
+from voicewatch.ingest_guard import split_reserved
+from voicewatch.validation import Invalid
 from voicewatch.web.body import parse_json, read_limited, require_json_content_type
 from voicewatch.web.deps import get_engine, get_settings, require_ingest, require_staff
 from voicewatch.web.errors import ApiError
@@ -71,9 +73,13 @@ _INGEST_BODY = {
     },
 )
 async def post_events(
-    request: Request, _principal: Annotated[Principal, Depends(require_ingest)]
+    request: Request, principal: Annotated[Principal, Depends(require_ingest)]
 ) -> JSONResponse:
-    """Store events; each bad item is reported by index while the good ones land."""
+    """Store events; each bad item is reported by index while the good ones land.
+
+    An ingest token may not write events about the built-in pipeline's
+    artifacts (``ingest_guard``): those items are refused one by one.
+    """
     require_json_content_type(request)
     body = await read_limited(request, get_settings(request).max_body_bytes)
     payload = parse_json(body)
@@ -87,9 +93,21 @@ async def post_events(
         raise ApiError(422, "the batch is empty")
     if len(items) > model.MAX_BATCH_EVENTS:
         raise ApiError(413, f"a batch holds at most {model.MAX_BATCH_EVENTS} events")
-    result = await run_in_threadpool(request.app.state.group_commit.store, items)
+    if principal.is_staff:
+        result = await run_in_threadpool(request.app.state.group_commit.store, items)
+    else:
+        result = await run_in_threadpool(_store_outside_the_pipeline, request, items)
     landed = result.accepted + result.duplicates
     return JSONResponse(result.as_dict(), status_code=200 if landed else 422)
+
+
+def _store_outside_the_pipeline(request: Request, items: list[Any]) -> events.LogResult:
+    """Store what an ingest token may write; refusals keep the request's own indexes."""
+    kept, origin, refused = split_reserved(get_engine(request), items)
+    result = request.app.state.group_commit.store(kept) if kept else events.LogResult()
+    moved = [Invalid(origin[r.index], r.error) for r in result.rejected]
+    result.rejected = sorted([*refused, *moved], key=lambda r: r.index)
+    return result  # type: ignore[no-any-return]
 
 
 def _filters(
@@ -159,9 +177,24 @@ CSV_COLUMNS: tuple[str, ...] = (
 )
 
 
+#: what a spreadsheet may read as the start of a formula (ASCII and fullwidth forms)
+_FORMULA_START = frozenset("=+-@\uff1d\uff0b\uff0d\uff20\u2212")
+#: what it may skip before that: blanks, NBSP, zero-width and other invisible characters
+_INVISIBLE = " \t\r\n\u00a0\u200b\u200c\u200d\u2060\ufeff\u3000"
+
+
 def _csv_safe(value: Any) -> Any:
-    """Neutralise spreadsheet formulas: a cell starting with = + - @ gets a leading quote."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    """Neutralise spreadsheet formulas: a cell that could start one gets a leading quote.
+
+    Spreadsheets trim leading blanks (a space, NBSP, a zero-width space, a line
+    break) and accept the fullwidth signs (U+FF1D, FF0B, FF0D, FF20), so those count too;
+    so does a formula on any later line of a multi-line cell.
+    """
+    if not isinstance(value, str) or not value:
+        return value
+    if value[0] in "\t\r" or any(
+        line.lstrip(_INVISIBLE)[:1] in _FORMULA_START for line in value.splitlines()
+    ):
         return "'" + value
     return value
 

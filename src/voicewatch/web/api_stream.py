@@ -41,7 +41,7 @@ from voicewatch import alerts
 from voicewatch.alerts import notify
 from voicewatch.auth import Principal
 from voicewatch.dashboard import stream as reads
-from voicewatch.web.deps import authenticated
+from voicewatch.web.deps import authenticated, still_signed_in
 from voicewatch.web.errors import ApiError
 from voicewatch.web.responses import COMMON_ERRORS
 
@@ -263,6 +263,8 @@ async def stream(
                     idle += 1.0
                     if idle >= HEARTBEAT_S:
                         idle = 0.0
+                        if not await run_in_threadpool(still_signed_in, request, _principal):
+                            return  # signed out, removed or revoked meanwhile (issue 16)
                         yield ": ping\n\n"
                     continue
                 idle = 0.0

@@ -27,8 +27,12 @@ from voicewatch.web import (
     pages_live,
 )
 from voicewatch.web.assets import check_vendor_assets
+from voicewatch.web.body_limit import BodyLimit
+from voicewatch.web.early_auth import EarlyAuth
 from voicewatch.web.errors import install_error_handlers
 from voicewatch.web.group_commit import GroupCommit
+from voicewatch.web.headers import SecurityHeaders
+from voicewatch.web.hosts import TrustedHosts
 from voicewatch.web.login_limit import LoginLimiter
 from voicewatch.web.nul_guard import NulGuard
 from voicewatch.web.responses import contract_error_schemas
@@ -56,15 +60,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.login_limiter = LoginLimiter()
     app.state.write_gate = WriteGate(engine, settings.sqlite_busy_timeout_ms / 1000)
     app.state.group_commit = GroupCommit(engine, app.state.write_gate)
-    app.add_middleware(
-        SessionMiddleware,
-        secret_key=settings.secret_key or secrets.token_urlsafe(32),
-        session_cookie=SESSION_COOKIE,
-        same_site="lax",
-        https_only=settings.secure_cookies,
-        max_age=12 * 3600,
-    )
-    app.add_middleware(NulGuard)
+    app.state.secret_key = settings.secret_key or secrets.token_urlsafe(32)
+    _add_middleware(app, settings)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     install_error_handlers(app)
     for router in (
@@ -83,6 +80,32 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         app.include_router(router)
     _describe_our_errors(app)
     return app
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    """Innermost first. From the outside in, a request meets: the security headers
+    (on every answer, errors too), the body cap and timer (before anything reads),
+    the Host check, the NUL guard, the session, and the early auth of large-body routes.
+    """
+    app.add_middleware(EarlyAuth)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=app.state.secret_key,
+        session_cookie=SESSION_COOKIE,
+        same_site="lax",
+        https_only=settings.secure_cookies,
+        max_age=12 * 3600,
+    )
+    app.add_middleware(NulGuard)
+    hosts = settings.host_list()
+    if hosts:
+        app.add_middleware(TrustedHosts, allowed=hosts)
+    app.add_middleware(
+        BodyLimit,
+        events_max_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.body_timeout_s,
+    )
+    app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
 
 
 def _describe_our_errors(app: FastAPI) -> None:

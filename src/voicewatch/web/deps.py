@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 from sqlalchemy import Engine
 
+from voicewatch import auth
 from voicewatch.auth import AuthError, Principal, principal_for_token
 from voicewatch.config import Settings
 from voicewatch.web.errors import ApiError
@@ -23,6 +24,9 @@ def current_principal(request: Request) -> Principal | None:
     """The bearer token's principal, else the signed-in session's, else None."""
     header = request.headers.get("authorization", "")
     if header:
+        checked = getattr(request.state, "token_principal", None)  # by EarlyAuth
+        if isinstance(checked, Principal):
+            return checked
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(401, "use 'Authorization: Bearer <token>'", headers=_challenge())
@@ -80,3 +84,21 @@ async def require_staff(request: Request) -> Principal:
         raise ApiError(403, "platform staff only")
     await _check_csrf(request, principal)
     return principal
+
+
+def still_signed_in(request: Request, principal: Principal) -> bool:
+    """Whether ``principal`` may still act: long streams (SSE) re-check it now and then,
+    so a sign-out, a removed account or a revoked token also ends them."""
+    engine = get_engine(request)
+    if principal.via == "session":
+        return (
+            auth.session_principal(engine, principal.user_id, principal.session_generation)
+            is not None
+        )
+    if principal.via == "token":
+        _, _, token = request.headers.get("authorization", "").partition(" ")
+        try:
+            principal_for_token(engine, token.strip())
+        except AuthError:
+            return False
+    return True

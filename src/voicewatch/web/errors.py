@@ -124,6 +124,11 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        from voicewatch.web.headers import security_headers
+
         log.exception("unhandled error", exc_info=exc)
-        return JSONResponse(error_body("internal error"), status_code=500)
+        # sent by Starlette's outermost error middleware, past SecurityHeaders: add them here
+        hsts = bool(getattr(request.app.state.settings, "secure_cookies", False))
+        headers = {k.decode(): v.decode() for k, v in security_headers("/", hsts=hsts)}
+        return JSONResponse(error_body("internal error"), status_code=500, headers=headers)

@@ -1,4 +1,9 @@
-"""``/login`` and ``/logout``: the only pages open to everyone."""
+"""``/login`` and ``/logout``: the only pages open to everyone.
+
+Throttling (``login_limit.py``) is keyed on the socket's address and the
+account, or, for a browser that signed in to that account before (a signed
+``vw_device`` cookie, 90 days), on that known device alone.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from voicewatch.auth import AuthError, check_password
 from voicewatch.web.deps import get_engine
@@ -15,6 +21,25 @@ from voicewatch.web.security import csrf_ok, sign_in, sign_out
 from voicewatch.web.templating import render
 
 router = APIRouter(include_in_schema=False)
+
+DEVICE_COOKIE = "vw_device"
+DEVICE_MAX_AGE_S = 90 * 24 * 3600
+
+
+def _devices(request: Request) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(request.app.state.secret_key, salt="vw-known-device")
+
+
+def _known_device(request: Request, email: str) -> bool:
+    """Whether this browser signed in to ``email`` before (its signed cookie says so)."""
+    cookie = request.cookies.get(DEVICE_COOKIE, "")
+    if not cookie or len(cookie) > 2000:
+        return False
+    try:
+        known = _devices(request).loads(cookie, max_age=DEVICE_MAX_AGE_S)
+    except BadSignature:
+        return False
+    return isinstance(known, str) and known == email.strip().lower()
 
 
 def _safe_next(target: str | None) -> str:
@@ -45,23 +70,29 @@ async def login(
             {"next": _safe_next(next), "error": "Your session expired; please try again."},
             403,
         )
-    if not limiter.allow(client):
-        return render(
+    keys = limiter.keys(client, email, _known_device(request, email))
+    wait_ms = limiter.wait_ms(keys)
+    if wait_ms:
+        seconds = max(1, -(-wait_ms // 1000))
+        page = render(
             request,
             "login.html",
-            {"next": _safe_next(next), "error": "Too many attempts; wait a minute."},
+            {"next": _safe_next(next), "error": f"Too many attempts; wait {seconds} s."},
             429,
         )
+        page.headers["Retry-After"] = str(seconds)
+        return page
     try:
         principal = await run_in_threadpool(check_password, get_engine(request), email, password)
     except AuthError:
-        limiter.fail(client)
+        limiter.fail(keys)
         return render(
             request,
             "login.html",
             {"next": _safe_next(next), "error": "Wrong email or password."},
             401,
         )
+    limiter.succeed(keys)
     if not principal.is_staff:
         return render(
             request,
@@ -69,9 +100,18 @@ async def login(
             {"next": "/", "error": "This dashboard is for platform staff only."},
             403,
         )
-    limiter.succeed(client)
     sign_in(request, principal)
-    return RedirectResponse(_safe_next(next), status_code=303)
+    done = RedirectResponse(_safe_next(next), status_code=303)
+    done.set_cookie(
+        DEVICE_COOKIE,
+        _devices(request).dumps(principal.name),
+        max_age=DEVICE_MAX_AGE_S,
+        httponly=True,
+        samesite="lax",
+        secure=request.app.state.settings.secure_cookies,
+        path="/login",
+    )
+    return done
 
 
 @router.post("/logout")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -84,6 +85,15 @@ def fmt_pct(rate: float | None) -> str:
     return f"{rate * 100:.1f}%"
 
 
+def path_segment(value: object) -> str:
+    """An id as one URL path segment: ``/``, ``?``, ``#`` and ``%`` escaped.
+
+    Jinja's ``urlencode`` keeps ``/``, so ``/artifacts/{{ id|urlencode }}`` with the
+    id ``../../events`` would link to ``/events``; here it stays one segment.
+    """
+    return quote(str(value), safe="")
+
+
 def event_kind(event_type: str) -> str:
     """The colour class of an event type (success / failure / warning / info)."""
     found = model.EVENT_TYPES_BY_NAME.get(event_type)
@@ -98,6 +108,7 @@ env.filters.update(
     money=fmt_money,
     pct=fmt_pct,
     event_kind=event_kind,
+    segment=path_segment,
     tojson_pretty=lambda v: json.dumps(v, indent=2, sort_keys=True, default=str),
 )
 env.globals.update(TABS=TABS, EVENT_TYPES=model.EVENT_TYPES, STAGES=[s.value for s in model.Stage])
