@@ -11,11 +11,12 @@ import httpx
 import pytest
 from sqlalchemy import Engine, event, select
 
+from voicewatch.auth import principal_for_token
 from voicewatch.coaching.people import add_coach, import_coaches
 from voicewatch.names import coach_labels, short_name
 from voicewatch.pipeline import repository as repo
 from voicewatch.pipeline.repository import RecordError
-from voicewatch.store import read_connection
+from voicewatch.store import make_engine, read_connection
 from voicewatch.store.tables import users
 
 CLI = [sys.executable, "-m", "voicewatch.cli"]
@@ -159,6 +160,19 @@ def test_cli_coach_add_and_import(db_url: str, tmp_path: Any) -> None:
     assert imported.returncode == 0, imported.stderr
     assert imported.stdout.strip() == "added 1, renamed 0, unchanged 0, bad rows 1"
     assert imported.stderr.strip() == "line 3: user_id is empty"
+    made = run("create-token", "--scope", "coach", "--coach", "coach_hrc_1", "--name", "phone")
+    assert made.returncode == 0, made.stderr
+    engine = make_engine(db_url)
+    principal = principal_for_token(engine, made.stdout.strip().splitlines()[-1])
+    engine.dispose()
+    assert (principal.scope, principal.coach_user_id, principal.is_staff) == (
+        "coach",
+        "coach_hrc_1",
+        False,
+    )
+    ghost = run("create-token", "--scope", "coach", "--coach", "ghost")
+    assert ghost.returncode == 1
+    assert ghost.stderr.strip() == "error: no coach ghost (add it with: voicewatch coach add)"
 
 
 def test_demo_clubs_have_named_coaches(engine: Engine) -> None:

@@ -397,11 +397,12 @@ api_tokens = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(200), nullable=False),
-    Column("scope", String(16), nullable=False),  # ingest | staff
+    Column("scope", String(16), nullable=False),  # ingest | staff | coach
     Column("token_hash", String(64), nullable=False, unique=True),  # sha256 hex
     Column("created_at", BigInteger, nullable=False),
     Column("last_used_at", BigInteger),
     Column("revoked_at", BigInteger),
+    Column("coach_user_id", ID),  # coach tokens only: the one coach it acts as (0004)
 )
 
 #: Used by the periodic jobs: one row per job run key, so that with several

@@ -16,6 +16,7 @@ from voicewatch.store import open_store
 from voicewatch.web import (
     api_alerts,
     api_artifacts,
+    api_coach,
     api_docs,
     api_events,
     api_health,
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         api_events.router,
         api_otlp.router,
         api_artifacts.router,
+        api_coach.router,  # the coach loop
         api_metrics.router,
         api_alerts.router,
         api_docs.router,

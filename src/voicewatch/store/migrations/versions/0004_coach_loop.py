@@ -20,6 +20,8 @@ _AUTO_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("api_tokens") as batch:
+        batch.add_column(sa.Column("coach_user_id", _ID, nullable=True))
     op.create_table(
         "voice_note_insights",
         sa.Column("insight_id", _ID, nullable=False),
@@ -96,3 +98,5 @@ def downgrade() -> None:
     for name in ("ix_insights_coach_applied", "ix_insights_player_applied", "ix_insights_draft"):
         op.drop_index(name, table_name="voice_note_insights")
     op.drop_table("voice_note_insights")
+    with op.batch_alter_table("api_tokens") as batch:
+        batch.drop_column("coach_user_id")
