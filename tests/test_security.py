@@ -56,6 +56,10 @@ COACH = {
     ("POST", "/api/v1/coach/drafts/{draft_id}/confirm"),
     ("POST", "/api/v1/coach/drafts/{draft_id}/reject"),
     ("POST", "/api/v1/coach/names/{resolution_id}/resolve"),
+    ("GET", "/inbox"),
+    ("POST", "/inbox/drafts/{draft_id}/confirm"),
+    ("POST", "/inbox/drafts/{draft_id}/reject"),
+    ("POST", "/inbox/names/{resolution_id}/resolve"),
 }
 #: Routes the enumeration must find, so that it can never pass by finding none.
 KNOWN = {

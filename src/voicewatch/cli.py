@@ -368,15 +368,27 @@ def coach_add(
     user_id: Annotated[str, typer.Argument(help="The coach's user id, e.g. coach_hrc_1.")],
     org: Annotated[str, typer.Option("--org", help="The coach's organization id.")],
     name: Annotated[str, typer.Option("--name", help="The coach's full name.")],
+    email: Annotated[
+        str | None, typer.Option("--email", help="To sign in to the inbox page.")
+    ] = None,
+    password: Annotated[
+        str | None, typer.Option("--password", help="With --email (asked if left out).")
+    ] = None,
 ) -> None:
-    """Add a coach, or rename one (idempotent).
+    """Add a coach, or rename one (idempotent); --email lets the coach sign in.
 
     Example: voicewatch coach add coach_hrc_1 --org org_hrc --name "Jim Murphy"
     """
-    from voicewatch.coaching.people import add_coach
+    from voicewatch.coaching.people import add_coach, set_coach_login
 
-    outcome = add_coach(engine_of(ctx), user_id, org, name)
+    engine = engine_of(ctx)
+    outcome = add_coach(engine, user_id, org, name)
     typer.echo(f"{outcome} {user_id}: {name.strip()} ({org})")
+    if email:
+        if password is None:
+            password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+        set_coach_login(engine, user_id.strip(), email, password)
+        typer.echo(f"{user_id} signs in as {email.strip().lower()}")
 
 
 @coach_app.command("import")

@@ -95,6 +95,38 @@ def add_coach(engine: Engine, user_id: str, organization_id: str, name: str) -> 
         return _upsert(conn, user_id, organization_id, name, now_ms())
 
 
+def set_coach_login(engine: Engine, user_id: str, email: str, password: str) -> None:
+    """Let a coach sign in to the inbox page: an email and a password (argon2).
+
+    A new password ends the coach's earlier sessions, as a staff password change does.
+    """
+    from argon2 import PasswordHasher
+
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 320:
+        raise RecordError("an email address is required")
+    if len(password) < 8:
+        raise RecordError("the password must have at least 8 characters")
+    password_hash = PasswordHasher().hash(password)
+    with write_transaction(engine) as conn:
+        taken = conn.execute(
+            select(users.c.user_id).where(users.c.email == email, users.c.user_id != user_id)
+        ).first()
+        if taken:
+            raise RecordError(f"{email} is another user's email")
+        result = conn.execute(
+            update(users)
+            .where(users.c.user_id == user_id, users.c.role == "coach")
+            .values(
+                email=email,
+                password_hash=password_hash,
+                session_generation=users.c.session_generation + 1,
+            )
+        )
+        if result.rowcount != 1:
+            raise RecordError(f"no coach {user_id}")
+
+
 def import_coaches(
     engine: Engine, source: Path | str, organization_id: str | None = None
 ) -> CoachReport:

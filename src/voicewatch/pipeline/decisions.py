@@ -253,6 +253,8 @@ def confirm_draft(
     at = now_ms() if now is None else now
     with write_transaction(ctx.engine) as conn:
         draft = load_draft(conn, draft_id, actor)
+        if edited == draft["body"]:
+            edited = None  # the inbox form sends the text back unchanged: not an edit
         _take(conn, draft, DraftStatus.APPLIED.value, actor.id, at)
         insight = apply_insight(conn, draft, edited or draft["body"], at, auto=False)
         waited = max(0, at - int(draft["created_at"]))

@@ -24,6 +24,7 @@ from voicewatch.web import (
     api_otlp,
     api_stream,
     pages_auth,
+    pages_coach,
     pages_data,
     pages_live,
 )
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         api_docs.router,
         api_stream.router,
         pages_auth.router,
+        pages_coach.router,  # the coach loop
         pages_live.router,
         pages_data.router,
     ):
