@@ -238,3 +238,34 @@ def test_a_coach_token_is_bound_to_an_existing_coach(world: dict[str, Any]) -> N
         create_token(engine, scope="coach")
     with pytest.raises(AuthError, match="only a coach token"):
         create_token(engine, scope="staff", coach="coach_1")
+
+
+def test_undo_an_auto_applied_draft_over_http(world: dict[str, Any]) -> None:
+    from sqlalchemy import update
+
+    from voicewatch.pipeline.autoapply import apply_above_threshold, set_threshold
+    from voicewatch.store import write_transaction
+
+    engine = world["server"].engine
+    first, second = world["mine"]
+    artifact = repo.drafts_of(engine, world["mine"][0].rsplit(".c", 1)[0])
+    assert artifact  # the drafts of coach_1's first note
+    with write_transaction(engine) as conn:
+        set_threshold(conn, "coach_1", "org_clg", 0.05, 0)
+    assert apply_above_threshold(engine, artifact[0]["artifact_id"]) == 2
+    with write_transaction(engine) as conn:  # the second was applied two hours ago
+        conn.execute(
+            update(voice_note_insights)
+            .where(voice_note_insights.c.draft_id == second)
+            .values(applied_at=voice_note_insights.c.applied_at - 2 * 3_600_000)
+        )
+    with _client(world, "coach_2") as other:
+        assert other.post(f"/api/v1/coach/drafts/{first}/undo").status_code == 404
+    with _client(world, "coach_1") as client:
+        ok = client.post(f"/api/v1/coach/drafts/{first}/undo")
+        assert ok.status_code == 200 and ok.json()["status"] == "pending"
+        late = client.post(f"/api/v1/coach/drafts/{second}/undo")
+        assert late.status_code == 409 and "undo window" in late.json()["error"]
+        assert [d["draft_id"] for d in client.get("/api/v1/coach/drafts").json()["items"]] == [
+            first
+        ]

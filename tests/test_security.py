@@ -55,6 +55,7 @@ COACH = {
     ("GET", "/api/v1/coach/names"),
     ("POST", "/api/v1/coach/drafts/{draft_id}/confirm"),
     ("POST", "/api/v1/coach/drafts/{draft_id}/reject"),
+    ("POST", "/api/v1/coach/drafts/{draft_id}/undo"),
     ("POST", "/api/v1/coach/names/{resolution_id}/resolve"),
     ("GET", "/inbox"),
     ("POST", "/inbox/drafts/{draft_id}/confirm"),

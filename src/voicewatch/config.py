@@ -133,6 +133,10 @@ class Settings:
     openai_chat_model: str = "gpt-4o-mini"
     audio_dir: str = ""
     breaker_failures: int = 5  # consecutive AI failures that open a circuit
+    # the coach loop: pending drafts expire, auto-apply undo window, calibration floor
+    draft_expiry_days: int = 7
+    undo_window_minutes: int = 60
+    auto_apply_floor: float = 0.8
     breaker_cooldown_ms: int = 30_000  # open circuit's wait before one probe call
     #: latency injection for simulations and fault tests: "transcription=2000,claims_extraction=500"
     stage_delay_ms: str = ""
@@ -215,6 +219,9 @@ class Settings:
             "trusted_hosts": os.environ.get("VOICEWATCH_TRUSTED_HOSTS", ""),
             "header_timeout_s": _env_float("VOICEWATCH_HEADER_TIMEOUT_S", 10.0),
             "body_timeout_s": _env_float("VOICEWATCH_BODY_TIMEOUT_S", 15.0),
+            "draft_expiry_days": _env_int("VOICEWATCH_DRAFT_EXPIRY_DAYS", 7),
+            "undo_window_minutes": _env_int("VOICEWATCH_UNDO_WINDOW_MINUTES", 60),
+            "auto_apply_floor": _env_float("VOICEWATCH_AUTO_APPLY_FLOOR", 0.8),
         }
         values.update({k: v for k, v in overrides.items() if v is not None and v != ""})
         return cls(**values)  # type: ignore[arg-type]
@@ -249,4 +256,7 @@ ENV_VARS: tuple[str, ...] = (
     "VOICEWATCH_TRUSTED_HOSTS",
     "VOICEWATCH_HEADER_TIMEOUT_S",
     "VOICEWATCH_BODY_TIMEOUT_S",
+    "VOICEWATCH_DRAFT_EXPIRY_DAYS",
+    "VOICEWATCH_UNDO_WINDOW_MINUTES",
+    "VOICEWATCH_AUTO_APPLY_FLOOR",
 )

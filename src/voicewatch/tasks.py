@@ -205,6 +205,34 @@ def cleanup_task(task: Any = None) -> None:
     )
 
 
+@huey.periodic_task(
+    crontab(minute="5"), name="voicewatch.expire_drafts", retries=_HUEY_RETRIES, context=True
+)
+def expire_drafts_task(task: Any = None) -> None:
+    """Hourly at :05: pending drafts past the window expire (the coach loop)."""
+    from voicewatch.coaching import jobs as coach_jobs
+
+    _periodic(
+        "draft expiry",
+        task,
+        lambda: coach_jobs.expire_drafts_job(_engine(), Settings.from_env()),  # type: ignore[arg-type]
+    )
+
+
+@huey.periodic_task(
+    crontab(minute="0"), name="voicewatch.calibrate_thresholds", retries=_HUEY_RETRIES, context=True
+)
+def calibrate_thresholds_task(task: Any = None) -> None:
+    """Hourly; does each day's calibration once, from 02:00 UTC (the coach loop)."""
+    from voicewatch.coaching import jobs as coach_jobs
+
+    _periodic(
+        "threshold calibration",
+        task,
+        lambda: coach_jobs.calibration_job(_engine(), Settings.from_env()),  # type: ignore[arg-type]
+    )
+
+
 def enqueue_stage(stage: str, artifact_id: str, attempt: int) -> None:
     """Queue ``stage`` for an artifact (what a finished stage calls for the next one)."""
     run_stage_task(stage, artifact_id, attempt)

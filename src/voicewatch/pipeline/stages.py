@@ -523,6 +523,14 @@ def _drafts(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Out
                 raise StageError("the artifact changed during draft generation", "conflict")
 
     _in_place(save, artifact_id, attempt, "store the drafts")
+    from voicewatch.pipeline.autoapply import apply_above_threshold  # the coach loop
+
+    _in_place(
+        lambda: apply_above_threshold(ctx.engine, artifact_id),
+        artifact_id,
+        attempt,
+        "auto-apply the drafts above the coach's threshold",
+    )
     confidence = sum(d["ai_confidence"] for d in drafts) / len(drafts) if drafts else 0.0
     return Outcome(
         "drafts_generated",

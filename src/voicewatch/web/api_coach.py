@@ -27,7 +27,7 @@ from voicewatch.pipeline.decisions import (
 from voicewatch.pipeline.disambiguation import resolve_waiting_name
 from voicewatch.web.api_artifacts import _pipeline
 from voicewatch.web.body import parse_json, read_limited, require_json_content_type
-from voicewatch.web.deps import _check_csrf, authenticated, get_engine
+from voicewatch.web.deps import _check_csrf, authenticated, get_engine, get_settings
 from voicewatch.web.errors import ApiError
 from voicewatch.web.responses import COMMON_ERRORS, WRITE_ERRORS, error_responses
 from voicewatch.web.write_gate import write_gate
@@ -146,6 +146,26 @@ async def reject(request: Request, draft_id: str, actor: ActorDep) -> dict[str, 
             request,
             lambda ctx: reject_draft(
                 ctx, draft_id[: model.ID_MAX_LEN], actor, reason=body.get("reason")
+            ),
+        )
+    )
+
+
+@router.post(
+    "/drafts/{draft_id}/undo",
+    summary="Undo an auto-applied draft within the undo window (back to pending)",
+    responses=_DECIDE,
+)
+async def undo(request: Request, draft_id: str, actor: ActorDep) -> dict[str, Any]:
+    from voicewatch.pipeline.autoapply import undo_auto_apply
+
+    await _body(request, set())
+    window_ms = get_settings(request).undo_window_minutes * 60_000
+    return dict(
+        await _decide(
+            request,
+            lambda ctx: undo_auto_apply(
+                ctx, draft_id[: model.ID_MAX_LEN], actor, window_ms=window_ms
             ),
         )
     )
