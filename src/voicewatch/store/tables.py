@@ -352,6 +352,8 @@ voice_pipeline_metrics_snapshots = Table(
     # mergeable end-to-end latency histogram (JSON), for percentiles over ranges
     Column("latency_histogram", Text, nullable=False, server_default="{}"),
     Column("created_at", BigInteger, nullable=False),
+    # the coach loop's figures (metrics.decisions), JSON; migration 0004
+    Column("decision_metrics", Text, nullable=False, server_default="{}"),
     UniqueConstraint("period_type", "scope", "period_start", name="uq_snapshots_period_scope"),
     Index("ix_snapshots_type_start", "period_type", "period_start"),
 )

@@ -22,6 +22,10 @@ _AUTO_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 def upgrade() -> None:
     with op.batch_alter_table("api_tokens") as batch:
         batch.add_column(sa.Column("coach_user_id", _ID, nullable=True))
+    with op.batch_alter_table("voice_pipeline_metrics_snapshots") as batch:
+        batch.add_column(
+            sa.Column("decision_metrics", sa.Text(), server_default="{}", nullable=False)
+        )
     op.create_table(
         "voice_note_insights",
         sa.Column("insight_id", _ID, nullable=False),
@@ -100,3 +104,5 @@ def downgrade() -> None:
     op.drop_table("voice_note_insights")
     with op.batch_alter_table("api_tokens") as batch:
         batch.drop_column("coach_user_id")
+    with op.batch_alter_table("voice_pipeline_metrics_snapshots") as batch:
+        batch.drop_column("decision_metrics")
