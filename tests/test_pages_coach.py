@@ -150,3 +150,41 @@ def test_the_inbox_for_every_role(story: dict[str, Any]) -> None:
         assert api == []
     finally:
         client.close()
+
+
+def test_staff_see_the_queue_and_each_drafts_decision(
+    browser: object, story: dict[str, Any], tmp_path: Path
+) -> None:
+    from voicewatch.pipeline.decisions import Actor, confirm_draft
+
+    server: LiveServer = story["server"]
+    _note(story, "Sean was brilliant on the frees tonight.")
+    _note(story, "Zebedee Quartermaine hurt his knee.", coach="coach_2")
+    decided = _note(story, "Aoife Kelly was brilliant on the frees.")
+    draft = repo.drafts_of(server.engine, decided)[0]
+    confirm_draft(
+        story["ctx"], draft["draft_id"], Actor.staff("ops@club.test"), text="<i>Well</i> done"
+    )
+    session = BrowserSession(browser, server)
+    try:
+        session.login()
+        page: Any = session.page
+        session.goto("/")
+        page.click("#disambiguation-link")
+        page.wait_for_load_state()
+        assert page.url.endswith("/disambiguation")
+        rows = page.locator("#disambiguation-queue tr[data-resolution-id]")
+        assert rows.count() == 2
+        first = rows.nth(0).inner_text()
+        assert "Clonmore GAA" in first and "J. Murphy" in first and "Sean Kelly" in first
+        assert "not on the roster?" in rows.nth(1).inner_text()
+        page.screenshot(path=str(tmp_path / "disambiguation.png"))
+        session.goto(f"/artifacts/{decided}")
+        decision = page.locator(".draft-decision").first.inner_text()
+        assert "confirmed by ops@club.test for coach_1" in decision
+        insight = page.locator(".draft-insight").first
+        assert insight.inner_text().endswith("<i>Well</i> done")  # shown as text
+        assert insight.locator("i").count() == 0
+        assert session.console_errors == []
+    finally:
+        session.close()

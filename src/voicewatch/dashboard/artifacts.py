@@ -150,6 +150,7 @@ def artifact_page(engine: Engine, artifact_id: str) -> dict[str, Any] | None:
     artifact = detail["artifact"]
     _orgs, coaches = names(engine, (), [artifact["coach_user_id"]])
     artifact["coach_name"] = coaches.get(artifact["coach_user_id"], artifact["coach_user_id"])
+    _with_decisions(engine, artifact_id, detail["claims"])  # the coach loop
     end = artifact.get("completed_at")
     if end is None and artifact["status"] == model.ArtifactStatus.FAILED.value:
         end = artifact.get("updated_at")
@@ -163,3 +164,14 @@ def artifact_page(engine: Engine, artifact_id: str) -> dict[str, Any] | None:
         "retry_options": retry_options(artifact, detail["retries"]),
         "can_retry": artifact["status"] == model.ArtifactStatus.FAILED.value,
     }
+
+
+def _with_decisions(engine: Engine, artifact_id: str, claims: list[dict[str, Any]]) -> None:
+    """Each claim's draft gets its decisions (who, for whom, what) and applied insight."""
+    from voicewatch.coaching.staff import draft_decisions
+
+    decided = draft_decisions(engine, artifact_id)
+    for claim in claims:
+        draft = claim.get("draft")
+        if draft:
+            draft.update(decided.get(draft["draft_id"], {"decisions": [], "insight": None}))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -24,7 +24,7 @@ from voicewatch.pipeline.disambiguation import resolve_waiting_name
 from voicewatch.web.api_artifacts import _pipeline
 from voicewatch.web.deps import current_principal, get_engine
 from voicewatch.web.errors import ApiError
-from voicewatch.web.page_deps import LoginRequired
+from voicewatch.web.page_deps import LoginRequired, staff_page
 from voicewatch.web.security import csrf_ok
 from voicewatch.web.templating import render
 from voicewatch.web.write_gate import write_gate
@@ -89,6 +89,21 @@ async def _decide(request: Request, actor: Actor, work: Any) -> Response:
 def _text(form: Any, key: str) -> str | None:
     value = form.get(key)
     return value if isinstance(value, str) and value.strip() else None
+
+
+@router.get("/disambiguation", response_class=HTMLResponse)
+async def disambiguation(
+    request: Request,
+    _staff: Annotated[Principal, Depends(staff_page)],
+    organization_id: Annotated[str, Query(max_length=model.ID_MAX_LEN)] = "",
+) -> Response:
+    """The staff's disambiguation queue, with the coaches' thresholds and their history."""
+    from voicewatch.coaching.staff import queue_view
+
+    view = await run_in_threadpool(
+        queue_view, get_engine(request), organization_id=organization_id or None
+    )
+    return render(request, "disambiguation.html", view)
 
 
 @router.post("/inbox/drafts/{draft_id}/confirm")
