@@ -269,3 +269,18 @@ def test_the_backlog_alert_raises_then_clears_as_a_person_drains_it(pipeline: An
     resolve_waiting_name(ctx, queue[0]["resolution_id"], STAFF, entity_id=SEAN_KELLY)
     assert disambiguation_backlog(ctx.engine) == 2
     assert kinds(check_health(ctx.engine, at + 1, limits), "resolved") == ["disambiguation_backlog"]
+
+
+def test_the_flow_graph_gains_the_confirmation_stage(pipeline: Any) -> None:
+    from voicewatch.dashboard.overview import flow_graph
+
+    ctx, _driver = pipeline
+    artifact = _note(pipeline, "Aoife Kelly was brilliant on the frees. Jack Walsh was tired.")
+    first, _second = repo.drafts_of(ctx.engine, artifact)
+    at = int(first["created_at"]) + 90_000
+    confirm_draft(ctx, first["draft_id"], COACH, now=at)
+    node = flow_graph(ctx.engine, at + 1)[-1]
+    assert (node["stage"], node["href"]) == ("confirmation", "/disambiguation")
+    assert node["queue_depth"] == 1  # the other draft still pending
+    assert node["avg_latency_ms"] == 90_000  # the median wait of the one decision
+    assert node["throughput_per_hour"] == pytest.approx(1 / 24)

@@ -124,3 +124,29 @@ def attach_decision_metrics(
         values = decision_values(totals.get(row["scope"], DecisionTotals()))
         row["decision_metrics"] = dumps(values)
     return rows
+
+
+def confirmation_stage(engine: Any, now: int) -> dict[str, Any]:
+    """The flow graph's confirmation node: pending drafts as its queue depth, the
+    median time to decision (last 24 h) as its latency, decisions per hour."""
+    from voicewatch.clock import DAY_MS
+    from voicewatch.store import read_connection
+    from voicewatch.store.tables import insight_drafts
+
+    with read_connection(engine) as conn:
+        pending = conn.execute(
+            select(func.count()).where(insight_drafts.c.status == "pending")
+        ).scalar_one()
+        totals = decision_totals(conn, now - DAY_MS, now)[PLATFORM]
+    decided = totals.actions["confirmed"] + totals.actions["rejected"]
+    return {
+        "stage": "confirmation",
+        "label": "Confirmation",
+        "href": "/disambiguation",
+        "queue_depth": int(pending),
+        "avg_latency_ms": median(totals.waits) if totals.waits else None,
+        "latency_label": "Median wait",
+        "throughput_per_hour": decided / 24,
+        "failure_rate": 0.0,
+        "health": "green",
+    }
