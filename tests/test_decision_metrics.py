@@ -116,3 +116,45 @@ def test_the_day_counts_both_hours(story: Engine) -> None:
     # waits 0.005, 30, 60, 120, 300, 600 s: the mean of 60 and 120 s
     assert snap["median_time_to_decision_ms"] == 90_000
     assert snap["resolved_by_alias"] == 3  # the alias of the hour before is in the day too
+
+
+def test_the_metrics_page_shows_them(sqlite_url: str) -> None:
+    import httpx
+
+    from conftest import LiveServer
+    from voicewatch.clock import now_ms
+
+    server = LiveServer(sqlite_url)
+    try:
+        at = now_ms() - HOUR_MS
+        with write_transaction(server.engine) as conn:
+            conn.execute(
+                coach_decisions.insert(),
+                [
+                    _decision("org_a", "confirmed", 60_000, at),
+                    _decision("org_a", "confirmed", 180_000, at),
+                    _decision("org_a", "rejected", 120_000, at),
+                    _decision("org_a", "expired", DAY_MS, at),
+                ],
+            )
+        import re
+
+        from conftest import STAFF_EMAIL, STAFF_PASSWORD
+        from voicewatch.auth import create_staff
+
+        create_staff(server.engine, STAFF_EMAIL, STAFF_PASSWORD)
+        with httpx.Client(base_url=server.url, timeout=20) as client:  # a session: the page
+            login = client.get("/login").text
+            token = re.search(r'name="csrf_token" value="([^"]+)"', login)
+            assert token is not None
+            form = {"email": STAFF_EMAIL, "password": STAFF_PASSWORD, "csrf_token": token[1]}
+            assert client.post("/login", data=form).status_code == 303
+            page = client.get("/metrics?range=24h")
+        assert page.status_code == 200
+        text = page.text
+        assert "4 decisions" in text
+        assert 'data-card="confirmation_rate">66.7%' in text  # 2 of 3
+        assert 'data-card="median_time_to_decision">2.0 min' in text  # 60, 120, 180 s
+        assert 'data-card="drafts_expired">1<' in text
+    finally:
+        server.stop()

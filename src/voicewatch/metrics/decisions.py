@@ -150,3 +150,12 @@ def confirmation_stage(engine: Any, now: int) -> dict[str, Any]:
         "failure_rate": 0.0,
         "health": "green",
     }
+
+
+def range_figures(engine: Any, since: int, until: int) -> dict[str, Any]:
+    """The platform's figures over [since, until) (the metrics page's coach-loop card)."""
+    from voicewatch.store import read_connection
+
+    with read_connection(engine) as conn:
+        totals = decision_totals(conn, since, until)[PLATFORM]
+    return decision_values(totals) | {"decisions": sum(totals.actions.values())}
