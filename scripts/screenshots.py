@@ -17,14 +17,12 @@ from pathlib import Path
 import uvicorn
 from playwright.sync_api import sync_playwright
 
-from voicewatch import alerts
+from voicewatch import alerts, worker
 from voicewatch.auth import create_staff
 from voicewatch.clock import HOUR_MS, now_ms
 from voicewatch.config import Settings
 from voicewatch.demo import seed
 from voicewatch.metrics import aggregate_range
-from voicewatch.pipeline import runtime
-from voicewatch.pipeline.runtime import build_context
 from voicewatch.simulate import simulate_notes
 from voicewatch.web.app import create_app
 
@@ -35,8 +33,21 @@ PAGES = (
     ("metrics", "/metrics?range=24h"),
     ("alerts", "/alerts"),
     ("events", "/events"),
+    ("guards", "/guards"),
 )
 EMAIL, PASSWORD = "staff@voicewatch.local", "screenshots only"
+
+
+def _budgets(engine: object) -> None:
+    """Budgets for the guard-rails page: one that fills, one past its warning, one with room."""
+    from voicewatch.guardrails import set_budget
+    from voicewatch.simulate import seed_demo_clubs
+
+    seed_demo_clubs(engine)
+    now = now_ms()
+    for org, usd, warn in (("org_clg", 0.06, 0.8), ("org_rvfc", 0.1, 0.5),
+                           ("org_hrc", 0.5, 0.8), ("platform", 1.0, 0.8)):  # fmt: skip
+        set_budget(engine, org, usd, warn, actor="screenshots", now=now)  # type: ignore[arg-type]
 
 
 def main(out: Path) -> None:
@@ -47,8 +58,10 @@ def main(out: Path) -> None:
     engine = app.state.engine
     seed(engine, artifacts=600)
     queued: list[tuple[str, str, int]] = []
-    ctx = build_context(settings, enqueue=lambda *job: queued.append(job))
-    runtime.install(ctx)
+    ctx = worker.install(
+        settings, worker.build_context(settings, enqueue=lambda *job: queued.append(job))
+    )
+    _budgets(engine)
     ids = simulate_notes(ctx, settings, artifacts=40, failure_rate=0.2, rng=random.Random(3))
     from voicewatch.pipeline.stages import run_stage
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from voicewatch.config import Settings
 from voicewatch.pipeline import repository as repo
-from voicewatch.pipeline.runtime import build_context
 from voicewatch.pipeline.stages import PipelineContext, run_stage
+from voicewatch.worker import build_context
 
 ROSTER_CSV = """name,team,aliases
 Sean Murphy,U14 Hurling,Murph

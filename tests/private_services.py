@@ -154,7 +154,17 @@ def make_private_postgres() -> PrivatePostgres:
     server = PrivatePostgres(root, free_port(54329))
     try:
         server.init()
-        server.start()
+        # A free port is free only when we looked: another test run on the machine
+        # may take it before the postmaster binds it. Then try a port the kernel picks.
+        for tries_left in (2, 1, 0):
+            try:
+                server.start()
+                break
+            except RuntimeError as exc:
+                if tries_left == 0 or "could not create any TCP/IP sockets" not in str(exc):
+                    raise
+                server.port = free_port()
+                server.url = f"postgresql://postgres@127.0.0.1:{server.port}/postgres"
     except (RuntimeError, OSError, subprocess.SubprocessError, LookupError) as exc:
         shutil.rmtree(root, ignore_errors=True)
         unavailable(f"cannot make a private PostgreSQL: {exc}")

@@ -37,12 +37,12 @@ from recount import (
 )
 from services import unavailable
 from voicewatch import events, tasks
+from voicewatch import worker as composition
 from voicewatch.auth import create_token
 from voicewatch.clock import hour_start, now_ms
 from voicewatch.config import Settings
 from voicewatch.emitter import Monitor
 from voicewatch.pipeline import repository as repo
-from voicewatch.pipeline import runtime
 from voicewatch.pipeline.intake import submit_note
 from voicewatch.pipeline.recovery import fail_stale, find_stale, find_waiting, recover
 from voicewatch.retry import start_retry
@@ -85,7 +85,7 @@ def test_a_worker_killed_mid_stage_is_detected_and_the_retry_completes(
     previous_queue = tasks._queue_url
     tasks.use_queue(settings.queue_url)
     request.addfinalizer(lambda: tasks.use_queue(previous_queue))  # for the tests after
-    ctx = runtime.build_context(settings)
+    ctx = composition.build_context(settings)
     seed_demo_clubs(ctx.engine)
     log = tmp_path / "worker.log"
     doomed = _worker(settings, log, VOICEWATCH_STAGE_DELAY_MS="transcription=30000")
@@ -509,7 +509,7 @@ def test_redis_restarted_under_the_workers_loses_no_artifact(
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'vw.db'}", queue_url=private_redis.url)
     previous_queue = tasks._queue_url
     tasks.use_queue(settings.queue_url)
-    ctx = runtime.build_context(settings)
+    ctx = composition.build_context(settings)
     seed_demo_clubs(ctx.engine)
     log = tmp_path / "workers.log"
     # A slow claims stage keeps a backlog in the queue for the restart to lose.

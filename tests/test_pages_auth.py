@@ -8,6 +8,7 @@ import httpx
 
 from conftest import STAFF_EMAIL, STAFF_PASSWORD
 from voicewatch.auth import create_staff
+from voicewatch.web.login_limit import LoginLimiter
 
 
 def _login_form(client: httpx.Client) -> str:
@@ -51,7 +52,11 @@ def test_wrong_password_and_missing_csrf_are_refused(sqlite_server) -> None:
 
 
 def test_login_is_rate_limited(sqlite_server) -> None:
+    """Time stands still here (the limiter's clock is ours): on a loaded machine five
+    argon2 checks can take longer than the first one-second back-off, and a real clock
+    would let the sixth attempt through as a plain 401."""
     create_staff(sqlite_server.engine, STAFF_EMAIL, STAFF_PASSWORD)
+    sqlite_server.app.state.login_limiter = LoginLimiter(clock=lambda: 1_000_000)
     with httpx.Client(base_url=sqlite_server.url) as client:
         token = _login_form(client)
         codes = [

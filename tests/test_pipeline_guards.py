@@ -73,7 +73,8 @@ def test_a_budget_below_the_days_spend_stops_ai_calls_with_a_clear_reason(
     assert row["status"] == "failed" and row["error_code"] == "budget_exceeded"
     assert "daily AI budget" in row["error_message"] and "org_clg" in row["error_message"]
     assert "budget_exceeded" in _types(ctx)
-    # text notes need no AI call for transcription and still get through
+    # a text note needs no transcription, but its claims extraction is an AI call
+    # (the rules extractor is costed by the estimated cost model): refused as well
     text = repo.create_artifact(
         ctx.engine,
         organization_id="org_clg",
@@ -83,7 +84,9 @@ def test_a_budget_below_the_days_spend_stops_ai_calls_with_a_clear_reason(
     )
     driver.enqueue("transcription", text["artifact_id"], 0)
     driver.drain()
-    assert repo.get_artifact(ctx.engine, text["artifact_id"])["status"] == "completed"
+    row = repo.get_artifact(ctx.engine, text["artifact_id"])
+    assert row["status"] == "failed" and row["error_code"] == "budget_exceeded"
+    assert row["current_stage"] == "claims_extraction"
     ctx.monitor.close()
 
 

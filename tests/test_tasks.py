@@ -13,13 +13,12 @@ from sqlalchemy import func, select
 
 from conftest import POSTGRES_URL, REDIS_URL, require_postgres, reset_postgres
 from services import unavailable
-from voicewatch import events
+from voicewatch import events, worker
 from voicewatch.config import Settings
 from voicewatch.pipeline import repository as repo
-from voicewatch.pipeline import runtime
-from voicewatch.pipeline.runtime import build_context
 from voicewatch.simulate import simulate_notes
 from voicewatch.store.tables import voice_note_artifacts, voice_pipeline_events
+from voicewatch.worker import build_context
 
 
 def _wait_until_settled(engine, ids: list[str], timeout: float) -> dict[str, str]:
@@ -50,7 +49,7 @@ def test_a_note_runs_through_huey_on_the_embedded_sqlite_queue(tmp_path: Path) -
     previous_queue = tasks._queue_url
     huey = tasks.use_queue(settings.queue_url)
     ctx = build_context(settings)
-    runtime.install(ctx)  # the consumer threads run stages with this process's context
+    worker.install(settings, ctx)  # the consumer threads run stages with this context
     consumer = Consumer(huey, workers=2, worker_type="thread", periodic=False)
     consumer.start()
     try:
@@ -60,7 +59,7 @@ def test_a_note_runs_through_huey_on_the_embedded_sqlite_queue(tmp_path: Path) -
         consumer.stop(graceful=True)
         # Later tests (in any order) must not find this test's queue and context.
         tasks.use_queue(previous_queue)
-        runtime.install(None)
+        worker.uninstall()
     assert statuses == {i: "completed" for i in ids}
     assert ctx.monitor.flush(timeout=30)
     for artifact_id in ids:

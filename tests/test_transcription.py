@@ -167,12 +167,16 @@ def test_any_wav_layout_is_converted(
     assert word_error_rate(text, t.full_text) < 0.6
 
 
-def test_other_formats_go_through_sox(
-    recognizer: LocalTranscriber, spoken: list[tuple[str, list[str], Path]], tmp_path: Path
+def test_other_formats_go_through_sox_without_pyav(
+    recognizer: LocalTranscriber,
+    spoken: list[tuple[str, list[str], Path]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import subprocess
 
     require_command("sox")
+    monkeypatch.setattr(audio, "pyav_available", lambda: False)  # as without the extra
     text, roster, wav = spoken[4]
     flac = tmp_path / "note.flac"
     subprocess.run(["sox", str(wav), str(flac)], check=True)
@@ -228,10 +232,11 @@ def test_audio_over_the_maximum_is_refused(quick: LocalTranscriber, tmp_path: Pa
     assert LocalTranscriber().max_duration_seconds == 600.0  # ten minutes by default
 
 
-def test_non_wav_audio_without_sox_is_unsupported(
+def test_non_wav_audio_without_pyav_or_sox_is_unsupported(
     quick: LocalTranscriber, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(audio, "sox_available", lambda: False)
+    monkeypatch.setattr(audio, "pyav_available", lambda: False)
     ogg = tmp_path / "note.ogg"
     ogg.write_bytes(b"OggS" + bytes(60))
     assert _code(quick, ogg) == "unsupported_audio"

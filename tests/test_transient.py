@@ -23,10 +23,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from conftest import POSTGRES_URL, require_postgres
-from voicewatch import events, tasks
+from voicewatch import events, tasks, worker
 from voicewatch.config import Settings
 from voicewatch.pipeline import repository as repo
-from voicewatch.pipeline import runtime
 from voicewatch.pipeline.intake import submit_note
 from voicewatch.simulate import seed_demo_clubs
 from voicewatch.store import make_engine, write_transaction
@@ -176,10 +175,10 @@ def queue_stack(tmp_path: Path) -> Iterator[tuple[Any, Path, CountingTranscriber
     settings = Settings(database_url=f"sqlite:///{db}", sqlite_busy_timeout_ms=200)
     previous_queue = tasks._queue_url
     huey = tasks.use_queue(settings.queue_url)
-    ctx = runtime.build_context(settings)
+    ctx = worker.build_context(settings)
     counting = CountingTranscriber(ctx.transcribe)
     ctx.transcribe = counting
-    runtime.install(ctx)
+    worker.install(settings, ctx)
     seed_demo_clubs(ctx.engine)
     consumer = Consumer(huey, workers=2, worker_type="thread", periodic=False, max_delay=0.2)
     consumer.start()
@@ -189,7 +188,7 @@ def queue_stack(tmp_path: Path) -> Iterator[tuple[Any, Path, CountingTranscriber
         consumer.stop(graceful=True)
         ctx.monitor.close(timeout=10)
         tasks.use_queue(previous_queue)
-        runtime.install(None)
+        worker.uninstall()
 
 
 def _status(engine: Engine, artifact_id: str) -> str:

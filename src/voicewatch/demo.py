@@ -6,6 +6,7 @@ import random
 import secrets
 import threading
 import time
+from typing import Any
 
 from sqlalchemy import Engine, func, select
 
@@ -14,6 +15,7 @@ from voicewatch.clock import HOUR_MS, now_ms
 from voicewatch.config import Settings
 from voicewatch.events import log_events
 from voicewatch.simulate import DEMO_ORGANIZATIONS, traffic
+from voicewatch.simulate_guards import GuardScript
 from voicewatch.store import open_store, read_connection, write_transaction
 from voicewatch.store.tables import organizations, voice_pipeline_events
 
@@ -52,16 +54,18 @@ def seed(engine: Engine, *, artifacts: int = 400, seed_value: int = 7) -> int:
 
 
 def _live_traffic(ctx: object, settings: Settings, rate: float, stop: threading.Event) -> None:
-    """Real notes through the real pipeline, ``rate`` per second, 5% failing once;
+    """Real notes through the real pipeline, ``rate`` per second, 5% failing once,
+    and the guard-rail script (``simulate_guards.GuardScript``) in the first minutes;
     every 30 s the demo coaches answer what is due in their inbox (the coach loop)."""
     from voicewatch.coaching.simulated import decide_as_demo_coaches
-    from voicewatch.simulate import simulate_notes
 
     rng = random.Random()
+    script = GuardScript()
+    started = now_ms()
     next_decisions = time.monotonic()
     while not stop.wait(1.0 / max(rate, 0.01)):
         try:
-            simulate_notes(ctx, settings, artifacts=1, failure_rate=0.05, rng=rng)
+            traffic_step(ctx, settings, script, now_ms() - started, now_ms(), rng)
             if time.monotonic() >= next_decisions:
                 next_decisions = time.monotonic() + 30
                 decide_as_demo_coaches(ctx)
@@ -69,13 +73,25 @@ def _live_traffic(ctx: object, settings: Settings, rate: float, stop: threading.
             time.sleep(1)
 
 
+def traffic_step(
+    ctx: Any, settings: Settings, script: GuardScript, elapsed_ms: int, now: int, rng: Any
+) -> None:
+    """One tick of the demo's traffic: the guard-rail script's due actions, then one note.
+
+    Time is a parameter, so a test runs the demo's first minutes compressed.
+    """
+    from voicewatch.simulate import simulate_notes
+
+    script.step(ctx, settings, elapsed_ms, now, rng)
+    simulate_notes(ctx, settings, artifacts=1, failure_rate=0.05, rng=rng)
+
+
 def run_demo(settings: Settings, *, port: int, rate: float) -> None:
     """Seed a day of history, start a worker and live traffic, and serve the dashboard."""
     import uvicorn
     from huey.consumer import Consumer
 
-    from voicewatch import metrics, tasks
-    from voicewatch.pipeline import runtime
+    from voicewatch import metrics, tasks, worker
     from voicewatch.web.app import create_app
     from voicewatch.web.serving import server_options
 
@@ -86,10 +102,8 @@ def run_demo(settings: Settings, *, port: int, rate: float) -> None:
     password = secrets.token_urlsafe(9)
     create_staff(engine, DEMO_EMAIL, password)
     token = create_token(engine, scope="staff", name="demo")
-    huey = tasks.use_queue(settings.queue_url)
-    ctx = runtime.build_context(settings)
-    runtime.install(ctx)
-    consumer = Consumer(huey, workers=2, worker_type="thread", periodic=True)
+    ctx = worker.start(settings)
+    consumer = Consumer(tasks.huey, workers=2, worker_type="thread", periodic=True)
     consumer.start()
     stop = threading.Event()
     threading.Thread(target=_live_traffic, args=(ctx, settings, rate, stop), daemon=True).start()

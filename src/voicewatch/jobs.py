@@ -26,7 +26,7 @@ from sqlalchemy import Engine, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from voicewatch.clock import MINUTE_MS, day_start, hour_window, now_ms, to_datetime
-from voicewatch.config import Settings
+from voicewatch.config import AlertThresholds, Settings
 from voicewatch.store import write_transaction
 from voicewatch.store.tables import job_runs
 from voicewatch.store.transient import retrying
@@ -90,14 +90,18 @@ def daily_aggregation(engine: Engine, now: int | None = None) -> list[int] | Non
     return run_once(engine, "aggregate_daily", key, lambda: catch_up_days(engine, now))
 
 
-def health_check(engine: Engine, now: int | None = None) -> Any:
-    """The alert rules, once per 5-minute slot."""
+def health_check(
+    engine: Engine, thresholds: AlertThresholds | None = None, now: int | None = None
+) -> Any:
+    """The alert rules (with ``thresholds``, else the settings'), once per 5-minute slot."""
     from voicewatch import alerts
 
     now = now_ms() if now is None else now
     slot = now - now % (5 * MINUTE_MS)
     key = to_datetime(slot).strftime("%Y-%m-%dT%H:%M")
-    return run_once(engine, "check_health", key, lambda: alerts.check_health(engine, now))
+    return run_once(
+        engine, "check_health", key, lambda: alerts.check_health(engine, now, thresholds)
+    )
 
 
 def retention_cleanup(engine: Engine, settings: Settings, now: int | None = None) -> Any:
@@ -120,12 +124,13 @@ def retention_cleanup(engine: Engine, settings: Settings, now: int | None = None
     )
 
 
-def stale_recovery(engine: Engine, now: int | None = None) -> Any:
-    """Fail artifacts whose worker died mid-stage, requeue lost tasks (``pipeline.recovery``)."""
-    from voicewatch.pipeline import runtime
-    from voicewatch.pipeline.recovery import recover
+def stale_recovery(engine: Engine, recover: Callable[[int], Any], now: int | None = None) -> Any:
+    """Fail artifacts whose worker died mid-stage, requeue lost tasks, once per 5 minutes.
 
+    ``recover(now)`` is the pipeline's recovery, bound to its context by the
+    composition root (``voicewatch.worker``): the jobs know no pipeline.
+    """
     now = now_ms() if now is None else now
     slot = now - now % (5 * MINUTE_MS)
     key = to_datetime(slot).strftime("%Y-%m-%dT%H:%M")
-    return run_once(engine, "stale_recovery", key, lambda: recover(runtime.context(), now=now))
+    return run_once(engine, "stale_recovery", key, lambda: recover(now))

@@ -65,6 +65,12 @@ def exposition(engine: Engine) -> bytes:
         "OTLP spans accepted in the last 60 minutes that mapped to no event or AI call.",
         figures.unmapped_since(engine, now_ms() - 3_600_000),
     )
+    _per_stage(engine, registry)
+    return generate_latest(registry)
+
+
+def _per_stage(engine: Engine, registry: CollectorRegistry) -> None:
+    """The stage breakdown's figures, one labelled gauge per figure."""
     stages = metrics.stage_breakdown(engine)["stages"]
     per_stage = {
         "queue_depth": Gauge(
@@ -102,4 +108,3 @@ def exposition(engine: Engine) -> bytes:
         for key, metric in per_stage.items():
             metric.labels(stage=stage["stage"]).set(float(stage.get(key) or 0.0))
         health.labels(stage=stage["stage"]).set(_HEALTH.get(stage.get("health", "green"), 0))
-    return generate_latest(registry)

@@ -40,6 +40,63 @@ def _event(event_type: str, ts: int, base: dict[str, Any], **fields: Any) -> dic
     }
 
 
+def _failure(stage: str, ts: int, base: dict[str, Any], duration: int) -> list[dict[str, Any]]:
+    """The events of ``stage`` failing (its own failure type, then ``artifact_failed``)."""
+    out = [
+        _event(
+            _FAILED_TYPE.get(stage, "artifact_failed"),
+            ts,
+            base,
+            pipeline_stage=stage,
+            duration_ms=duration,
+            error_message=f"{stage} provider timed out",
+            error_code="provider_timeout",
+        )
+    ]
+    if stage in _FAILED_TYPE:
+        out.append(
+            _event(
+                "artifact_failed",
+                ts + 1,
+                base,
+                pipeline_stage=stage,
+                error_message=f"{stage} provider timed out",
+                error_code="provider_timeout",
+                new_status="failed",
+            )
+        )
+    return out
+
+
+def _stage_metadata(rng: random.Random, stage: str, claims: int) -> tuple[dict[str, Any], bool]:
+    """A completed stage's metadata, and whether it left names to disambiguate.
+
+    Draws from ``rng`` in the same order for every stage, so a seed gives the same story.
+    """
+    if stage == "transcription":
+        words = rng.randint(20, 180)
+        return {
+            "confidence_score": round(rng.uniform(0.78, 0.99), 3),
+            "transcript_duration": round(words / 2.4, 1),
+            "transcript_word_count": words,
+            "ai_model": "whisper-1",
+            "ai_cost": round(words / 2.4 / 60 * 0.006, 6),
+        }, False
+    if stage == "claims_extraction":
+        return {
+            "claim_count": claims,
+            "confidence_score": round(rng.uniform(0.6, 0.97), 3),
+            "ai_model": "gpt-4o-mini",
+            "ai_cost": round(rng.uniform(0.0004, 0.003), 6),
+        }, False
+    if stage == "entity_resolution":
+        disambiguations = rng.choice((0, 0, 0, 1)) if claims > 1 else 0
+        return {"entity_count": claims, "disambiguation_count": disambiguations}, bool(
+            disambiguations
+        )
+    return {"draft_count": claims, "confidence_score": round(rng.uniform(0.6, 0.95), 3)}, False
+
+
 def artifact_events(
     rng: random.Random,
     *,
@@ -65,54 +122,11 @@ def artifact_events(
         duration = max(20, int(rng.lognormvariate(0, 0.45) * median))
         begin, ts = ts, ts + duration
         if stage == fail_at:
-            out.append(
-                _event(
-                    _FAILED_TYPE.get(stage, "artifact_failed"),
-                    ts,
-                    base,
-                    pipeline_stage=stage,
-                    duration_ms=duration,
-                    error_message=f"{stage} provider timed out",
-                    error_code="provider_timeout",
-                )
-            )
-            if stage in _FAILED_TYPE:
-                out.append(
-                    _event(
-                        "artifact_failed",
-                        ts + 1,
-                        base,
-                        pipeline_stage=stage,
-                        error_message=f"{stage} provider timed out",
-                        error_code="provider_timeout",
-                        new_status="failed",
-                    )
-                )
+            out.extend(_failure(stage, ts, base, duration))
             return out
-        meta: dict[str, Any] = {}
-        if stage == "transcription":
-            words = rng.randint(20, 180)
-            meta = {
-                "confidence_score": round(rng.uniform(0.78, 0.99), 3),
-                "transcript_duration": round(words / 2.4, 1),
-                "transcript_word_count": words,
-                "ai_model": "whisper-1",
-                "ai_cost": round(words / 2.4 / 60 * 0.006, 6),
-            }
-        elif stage == "claims_extraction":
-            meta = {
-                "claim_count": claims,
-                "confidence_score": round(rng.uniform(0.6, 0.97), 3),
-                "ai_model": "gpt-4o-mini",
-                "ai_cost": round(rng.uniform(0.0004, 0.003), 6),
-            }
-        elif stage == "entity_resolution":
-            disambiguations = rng.choice((0, 0, 0, 1)) if claims > 1 else 0
-            meta = {"entity_count": claims, "disambiguation_count": disambiguations}
-            if disambiguations:
-                completed = "entity_needs_disambiguation"
-        else:
-            meta = {"draft_count": claims, "confidence_score": round(rng.uniform(0.6, 0.95), 3)}
+        meta, needs_disambiguation = _stage_metadata(rng, stage, claims)
+        if needs_disambiguation:
+            completed = "entity_needs_disambiguation"
         out.append(
             _event(
                 completed,

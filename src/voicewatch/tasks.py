@@ -1,23 +1,30 @@
-"""The task queue: pipeline stages as Huey tasks, on SQLite (embedded) or Redis.
+"""The task queue: pipeline stages and periodic jobs as Huey tasks, on SQLite or Redis.
 
-The queue URL comes from ``VOICEWATCH_QUEUE_URL`` (the CLI's ``--queue`` sets
-it before this module is imported): ``sqlite:///path`` for one machine,
-``redis://host:port/db`` for many. Each task is a thin wrapper: the work lives
-in ``voicewatch.pipeline.stages``, which is idempotent, so a task delivered
-twice does no harm.
+Importing this module reads no settings: the tasks are registered on a queue
+held in memory until the process's composition root (``voicewatch.worker``)
+points it at the settings' queue URL (``use_queue``: ``sqlite:///path`` for
+one machine, ``redis://host:port/db`` for many) and wires what the tasks run
+with (``wire``: the pipeline context, the store, the settings). Each task is
+a thin wrapper: the work lives in ``voicewatch.pipeline.stages`` and
+``voicewatch.jobs``, both idempotent, so a task delivered twice does no harm.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from huey import Huey, RedisHuey, SqliteHuey, crontab
+from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
 from huey.exceptions import RetryTask
+from sqlalchemy import Engine
 
+from voicewatch import jobs
 from voicewatch.config import Settings
+from voicewatch.pipeline import runtime
+from voicewatch.pipeline.stages import fail_unavailable, run_stage
 from voicewatch.store import transient
 from voicewatch.store.transient import Backoff, first_line, is_transient
 
@@ -28,6 +35,8 @@ def build_huey(queue_url: str, *, name: str = "voicewatch") -> Huey:
     """A Huey instance for ``queue_url`` (results are not stored: stages write their own)."""
     if queue_url.startswith(("redis://", "rediss://", "unix://")):
         return RedisHuey(name, url=queue_url, results=False, utc=True)
+    if queue_url == MEMORY_QUEUE:
+        return MemoryHuey(name, results=False, utc=True)
     if queue_url.startswith("sqlite:///"):
         path = Path(queue_url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,8 +44,35 @@ def build_huey(queue_url: str, *, name: str = "voicewatch") -> Huey:
     raise ValueError(f"unsupported queue URL: {queue_url} (use sqlite:///FILE or redis://HOST)")
 
 
-_queue_url = Settings.from_env().queue_url
+#: Until ``use_queue``: nothing is read at import, and nothing queued here leaves the process.
+MEMORY_QUEUE = "memory:"
+_queue_url = MEMORY_QUEUE
 huey: Huey = build_huey(_queue_url)
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What the periodic tasks run with, handed over by the composition root."""
+
+    engine: Engine
+    settings: Settings
+    #: the pipeline's stale-stage recovery, bound to this process's context: ``recover(now)``
+    recover: Callable[[int], Any]
+
+
+_wiring: Wiring | None = None
+
+
+def wire(wiring: Wiring | None) -> None:
+    """Give the periodic tasks their store and settings (``None`` forgets them)."""
+    global _wiring
+    _wiring = wiring
+
+
+def _wired() -> Wiring:
+    if _wiring is None:
+        raise RuntimeError("the periodic tasks are not wired: voicewatch.worker.install() does it")
+    return _wiring
 
 
 def use_queue(queue_url: str) -> Huey:
@@ -101,9 +137,6 @@ def run_stage_task(stage: str, artifact_id: str, attempt: int, task: Any = None)
     the artifact claimed and does nothing: a stage never runs twice for one
     attempt. When the retries are spent the note fails with the reason.
     """
-    from voicewatch.pipeline import runtime
-    from voicewatch.pipeline.stages import fail_unavailable, run_stage
-
     what = f"{stage} of {artifact_id} (attempt {attempt})"
     try:
         ctx = runtime.context()
@@ -119,12 +152,6 @@ def run_stage_task(stage: str, artifact_id: str, attempt: int, task: Any = None)
         log.info(
             "voicewatch: %s: retried task found the stage already claimed; nothing to do", what
         )
-
-
-def _engine() -> object:
-    from voicewatch.pipeline import runtime
-
-    return runtime.context().engine
 
 
 def _periodic(what: str, task: Any, job: Callable[[], object]) -> None:
@@ -150,9 +177,7 @@ def _periodic(what: str, task: Any, job: Callable[[], object]) -> None:
 )
 def aggregate_hourly_task(task: Any = None) -> None:
     """:30 every hour (UTC): the previous hour's snapshots, and any hour missed."""
-    from voicewatch import jobs
-
-    _periodic("hourly aggregation", task, lambda: jobs.hourly_aggregation(_engine()))  # type: ignore[arg-type]
+    _periodic("hourly aggregation", task, lambda: jobs.hourly_aggregation(_wired().engine))
 
 
 @huey.periodic_task(
@@ -163,9 +188,7 @@ def aggregate_hourly_task(task: Any = None) -> None:
 )
 def aggregate_daily_task(task: Any = None) -> None:
     """01:30 UTC: yesterday's daily snapshots (from its hourly ones), and any day missed."""
-    from voicewatch import jobs
-
-    _periodic("daily aggregation", task, lambda: jobs.daily_aggregation(_engine()))  # type: ignore[arg-type]
+    _periodic("daily aggregation", task, lambda: jobs.daily_aggregation(_wired().engine))
 
 
 @huey.periodic_task(
@@ -173,9 +196,12 @@ def aggregate_daily_task(task: Any = None) -> None:
 )
 def check_health_task(task: Any = None) -> None:
     """Every 5 minutes: the alert rules."""
-    from voicewatch import jobs
 
-    _periodic("health check", task, lambda: jobs.health_check(_engine()))  # type: ignore[arg-type]
+    def check() -> Any:
+        wired = _wired()
+        return jobs.health_check(wired.engine, wired.settings.alert_thresholds)
+
+    _periodic("health check", task, check)
 
 
 @huey.periodic_task(
@@ -183,9 +209,12 @@ def check_health_task(task: Any = None) -> None:
 )
 def stale_recovery_task(task: Any = None) -> None:
     """Every 5 minutes: fail artifacts whose worker died mid-stage, so they can be retried."""
-    from voicewatch import jobs
 
-    _periodic("stale recovery", task, lambda: jobs.stale_recovery(_engine()))  # type: ignore[arg-type]
+    def recover() -> Any:
+        wired = _wired()
+        return jobs.stale_recovery(wired.engine, wired.recover)
+
+    _periodic("stale recovery", task, recover)
 
 
 @huey.periodic_task(
@@ -196,13 +225,12 @@ def stale_recovery_task(task: Any = None) -> None:
 )
 def cleanup_task(task: Any = None) -> None:
     """Sundays 04:30 UTC: retention."""
-    from voicewatch import jobs
 
-    _periodic(
-        "retention cleanup",
-        task,
-        lambda: jobs.retention_cleanup(_engine(), Settings.from_env()),  # type: ignore[arg-type]
-    )
+    def clean() -> Any:
+        wired = _wired()
+        return jobs.retention_cleanup(wired.engine, wired.settings)
+
+    _periodic("retention cleanup", task, clean)
 
 
 @huey.periodic_task(
@@ -212,11 +240,11 @@ def expire_drafts_task(task: Any = None) -> None:
     """Hourly at :05: pending drafts past the window expire (the coach loop)."""
     from voicewatch.coaching import jobs as coach_jobs
 
-    _periodic(
-        "draft expiry",
-        task,
-        lambda: coach_jobs.expire_drafts_job(_engine(), Settings.from_env()),  # type: ignore[arg-type]
-    )
+    def expire() -> Any:
+        wired = _wired()
+        return coach_jobs.expire_drafts_job(wired.engine, wired.settings)
+
+    _periodic("draft expiry", task, expire)
 
 
 @huey.periodic_task(
@@ -226,16 +254,11 @@ def calibrate_thresholds_task(task: Any = None) -> None:
     """Hourly; does each day's calibration once, from 02:00 UTC (the coach loop)."""
     from voicewatch.coaching import jobs as coach_jobs
 
-    _periodic(
-        "threshold calibration",
-        task,
-        lambda: coach_jobs.calibration_job(_engine(), Settings.from_env()),  # type: ignore[arg-type]
-    )
+    def calibrate() -> Any:
+        wired = _wired()
+        return coach_jobs.calibration_job(wired.engine, wired.settings)
 
-
-def enqueue_stage(stage: str, artifact_id: str, attempt: int) -> None:
-    """Queue ``stage`` for an artifact (what a finished stage calls for the next one)."""
-    run_stage_task(stage, artifact_id, attempt)
+    _periodic("threshold calibration", task, calibrate)
 
 
 def enqueuer(queue_url: str) -> Callable[[str, str, int], None]:
@@ -246,6 +269,21 @@ def enqueuer(queue_url: str) -> Callable[[str, str, int], None]:
         run_stage_task(stage, artifact_id, attempt)
 
     return enqueue
+
+
+def deferrer(queue_url: str) -> Callable[[str, str, int, int], None]:
+    """A ``defer(stage, artifact_id, attempt, eta_ms)`` bound to ``queue_url`` (guard rails).
+
+    A stage put off by a rate limit runs again at ``eta_ms`` (UTC epoch ms).
+    """
+    from datetime import UTC, datetime
+
+    def defer(stage: str, artifact_id: str, attempt: int, eta_ms: int) -> None:
+        use_queue(queue_url)
+        eta = datetime.fromtimestamp(eta_ms / 1000, tz=UTC)  # aware: Huey takes it as UTC
+        run_stage_task.schedule((stage, artifact_id, attempt), eta=eta)
+
+    return defer
 
 
 def queue_depth() -> int:

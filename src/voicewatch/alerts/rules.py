@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from voicewatch import clock
+from voicewatch import clock, names
 from voicewatch.config import AlertThresholds
 from voicewatch.events import E2E_LATENCY
 from voicewatch.metrics import (
@@ -29,6 +29,7 @@ from voicewatch.metrics import (
     window_bounds,
     window_counts,
 )
+from voicewatch.store import read_connection
 from voicewatch.store.tables import PLATFORM
 
 
@@ -261,9 +262,17 @@ def rule_budget(engine: Engine, now: int, t: AlertThresholds) -> RuleResult:
     (critical). A budget of 0 is a deliberate stop of AI calls, not an overrun: no alert.
     """
     findings = []
-    for b in budget_states(engine, now):
+    states = budget_states(engine, now)
+    with read_connection(engine) as conn:  # messages name the organization, not its id
+        org_names = names.organization_names(conn, [b.organization_id for b in states])
+    for b in states:
         if b.daily_budget_usd <= 0:
             continue
+        who = (
+            "The platform"
+            if b.organization_id == PLATFORM
+            else org_names.get(b.organization_id, b.organization_id)
+        )
         share = b.spend_usd / b.daily_budget_usd
         details = {"organization_id": b.organization_id, "spend_usd": b.spend_usd,
                    "daily_budget_usd": b.daily_budget_usd, "alert_threshold": b.alert_threshold,
@@ -275,7 +284,7 @@ def rule_budget(engine: Engine, now: int, t: AlertThresholds) -> RuleResult:
                     AlertKind.BUDGET,
                     b.organization_id,
                     Severity.CRITICAL,
-                    f"{b.organization_id} exceeded its budget: spent {spent} ({share:.0%});"
+                    f"{who} exceeded its budget: spent {spent} ({share:.0%});"
                     " AI calls are refused until 00:00 UTC",
                     details,
                 )
@@ -286,7 +295,7 @@ def rule_budget(engine: Engine, now: int, t: AlertThresholds) -> RuleResult:
                     AlertKind.BUDGET,
                     b.organization_id,
                     Severity.WARNING,
-                    f"{b.organization_id} reached its budget alert threshold"
+                    f"{who} reached its budget alert threshold"
                     f" ({b.alert_threshold:.0%}): spent {spent} ({share:.0%})",
                     details,
                 )

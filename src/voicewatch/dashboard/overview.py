@@ -17,6 +17,7 @@ from sqlalchemy import Engine, select
 from voicewatch import alerts, metrics
 from voicewatch.clock import DAY_MS, MINUTE_MS, day_start, now_ms
 from voicewatch.dashboard.summary import FLOW_STAGES, STAGE_LABELS, feed_event
+from voicewatch.metrics import guards
 from voicewatch.store import read_connection
 from voicewatch.store.tables import voice_pipeline_events as events_t
 
@@ -48,6 +49,7 @@ def status_cards(engine: Engine, now: int | None = None) -> dict[str, Any]:
         "avg_latency_ms": today["avg_end_to_end_latency_ms"] if completed else None,
         "circuit_breaker_state": today["circuit_breaker_state"],
         "cost_today": today["total_ai_cost"],
+        "ai_services": guards.service_states(engine),  # the AI-service card, per service
         "as_of": now,
     }
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from voicewatch.config import cache_home
 from voicewatch.emitter.log import first_line, log, log_sparsely
 
 SPILL_SUFFIX = ".spill.jsonl"
@@ -53,8 +54,7 @@ def destination_key(database_url: str | None, engine: Any, endpoint: str | None)
 
 def default_spill_root() -> Path:
     """``$XDG_CACHE_HOME/voicewatch/spill`` (``~/.cache/...``), else the temp directory."""
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    root = Path(cache) / "voicewatch" / "spill"
+    root = Path(cache_home()) / "voicewatch" / "spill"
     try:
         root.mkdir(parents=True, exist_ok=True)
         if os.access(root, os.W_OK):

@@ -94,13 +94,19 @@ def confidence_histogram(engine: Engine, since: int, until: int) -> dict[str, An
 
 
 def error_breakdown(engine: Engine, stage: str, now: int | None = None) -> list[dict[str, Any]]:
-    """Failure events at ``stage`` over the last 24 h, counted by error code."""
+    """Failed notes at ``stage`` over the last 24 h, counted by error code.
+
+    Each failed note counts once: a pipeline note that fails says so twice (its
+    stage's failed event and ``artifact_failed``), so events are counted per
+    artifact; an event without an artifact counts alone.
+    """
     now = _clock_now() if now is None else now
     failure_types = sorted(model.FAILURE_EVENT_TYPES)
+    notes = func.count(func.distinct(func.coalesce(events_t.c.artifact_id, events_t.c.event_id)))
     query = (
         select(
             events_t.c.error_code,
-            func.count(),
+            notes,
             func.max(events_t.c.error_message),
             func.max(events_t.c.timestamp),
         )
@@ -110,7 +116,7 @@ def error_breakdown(engine: Engine, stage: str, now: int | None = None) -> list[
             events_t.c.event_type.in_(failure_types),
         )
         .group_by(events_t.c.error_code)
-        .order_by(func.count().desc())
+        .order_by(notes.desc())
         .limit(30)
     )
     with read_connection(engine) as conn:

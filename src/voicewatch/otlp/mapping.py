@@ -166,7 +166,6 @@ def _events_of(span: Span, role: str, ctx: _Context, build: _Builder) -> dict[st
     # retry of the span gives the same id.
     prefix = f"otlp.{start_ms:011x}.{span.trace_id}.{span.span_id}"
     failed = span.status_code == STATUS_ERROR
-    artifact_id = ctx.identity.get("artifact_id")
     timed = {
         "stage_started_at": start_ms,
         "stage_completed_at": end_ms,
@@ -175,31 +174,7 @@ def _events_of(span: Span, role: str, ctx: _Context, build: _Builder) -> dict[st
         "metadata": _metadata(span),
     }
     if role in ("ingestion", "artifact"):
-        build.add(
-            span,
-            ctx.depth,
-            False,
-            {
-                **base,
-                "event_id": _lifecycle_id(span.trace_id, artifact_id, "received"),
-                "event_type": "artifact_received",
-                "pipeline_stage": model.Stage.INGESTION.value,
-                "new_status": model.ArtifactStatus.RECEIVED.value,
-                "timestamp": start_ms,
-            },
-        )
-        if role == "ingestion":
-            return None
-        kind = "failed" if failed else "completed"
-        closing = {
-            **base,
-            **timed,
-            **(_error_fields(span) if failed else {}),
-            "event_id": _lifecycle_id(span.trace_id, artifact_id, kind),
-            "event_type": f"artifact_{kind}",
-            "new_status": kind,
-        }
-        return build.add(span, ctx.depth, True, closing)
+        return _artifact_events(span, role, ctx, build, base, timed, failed)
     if role == "event":
         event_type = span.attributes.get("voicewatch.event_type")
         stage = span.attributes.get("voicewatch.pipeline_stage")
@@ -212,6 +187,61 @@ def _events_of(span: Span, role: str, ctx: _Context, build: _Builder) -> dict[st
             "pipeline_stage": stage,
         }
         return build.add(span, ctx.depth, True, closing)
+    return _stage_events(span, ctx, build, base, timed, failed, prefix)
+
+
+def _artifact_events(
+    span: Span,
+    role: str,
+    ctx: _Context,
+    build: _Builder,
+    base: dict[str, Any],
+    timed: dict[str, Any],
+    failed: bool,
+) -> dict[str, Any] | None:
+    """An artifact's (or ingestion's) span: ``artifact_received``, then how it ended."""
+    artifact_id = ctx.identity.get("artifact_id")
+    start_ms = span.start_ns // 1_000_000
+    build.add(
+        span,
+        ctx.depth,
+        False,
+        {
+            **base,
+            "event_id": _lifecycle_id(span.trace_id, artifact_id, "received"),
+            "event_type": "artifact_received",
+            "pipeline_stage": model.Stage.INGESTION.value,
+            "new_status": model.ArtifactStatus.RECEIVED.value,
+            "timestamp": start_ms,
+        },
+    )
+    if role == "ingestion":
+        return None
+    kind = "failed" if failed else "completed"
+    closing = {
+        **base,
+        **timed,
+        **(_error_fields(span) if failed else {}),
+        "event_id": _lifecycle_id(span.trace_id, artifact_id, kind),
+        "event_type": f"artifact_{kind}",
+        "new_status": kind,
+    }
+    return build.add(span, ctx.depth, True, closing)
+
+
+def _stage_events(
+    span: Span,
+    ctx: _Context,
+    build: _Builder,
+    base: dict[str, Any],
+    timed: dict[str, Any],
+    failed: bool,
+    prefix: str,
+) -> dict[str, Any] | None:
+    """A stage's span: its started event, then completed or failed (and the artifact's)."""
+    artifact_id = ctx.identity.get("artifact_id")
+    end_ms = span.end_ns // 1_000_000
+    start_ms = span.start_ns // 1_000_000
     stage = _STAGES[span.attributes["voicewatch.pipeline_stage"]]
     kinds = model.STAGE_EVENTS[stage]
     build.add(

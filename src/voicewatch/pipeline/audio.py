@@ -26,8 +26,9 @@ import struct
 import subprocess
 import sys
 import wave
-from dataclasses import dataclass
 from pathlib import Path
+
+from voicewatch.pipeline.pcm import AudioError, Pcm, check_length
 
 #: The recognizer's sample rate.
 TARGET_RATE = 16_000
@@ -60,41 +61,8 @@ _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
 )
 
 
-class AudioError(ValueError):
-    """The file cannot be read as audio; ``code`` says why, for the caller's error code.
-
-    Codes: ``file_not_found``, ``not_audio`` (empty, or bytes of no audio format),
-    ``unsupported_audio`` (a real audio format we cannot decode here, e.g. OGG without
-    sox), ``audio_too_long``, ``empty_audio`` (a valid file with no samples).
-    """
-
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 class SynthesisError(RuntimeError):
     """espeak-ng is missing or failed; the message is one line saying what to do."""
-
-
-@dataclass(frozen=True)
-class Pcm:
-    """Decoded audio: signed 16-bit mono samples at ``rate`` Hz."""
-
-    samples: array.array
-    rate: int
-
-    @property
-    def duration_seconds(self) -> float:
-        return len(self.samples) / self.rate if self.rate else 0.0
-
-    def to_bytes(self) -> bytes:
-        """Little-endian 16-bit PCM, as pocketsphinx's ``process_raw`` expects."""
-        if sys.byteorder == "little":
-            return self.samples.tobytes()
-        swapped = array.array("h", self.samples)
-        swapped.byteswap()
-        return swapped.tobytes()
 
 
 # --- synthesis --------------------------------------------------------------------------
@@ -106,8 +74,15 @@ def espeak_available() -> bool:
 
 
 def sox_available() -> bool:
-    """Whether ``sox`` is on the PATH; it converts the non-WAV formats."""
+    """Whether ``sox`` is on the PATH; it converts the non-WAV formats when PyAV is absent."""
     return shutil.which("sox") is not None
+
+
+def pyav_available() -> bool:
+    """Whether PyAV (``import av``, installed with the ``whisper`` extra) is importable."""
+    import importlib.util
+
+    return importlib.util.find_spec("av") is not None
 
 
 def synthesize(
@@ -181,9 +156,9 @@ def read_audio(
 
     PCM WAV (8/16/24/32-bit, any rate and channel count) is decoded in pure
     Python; other formats, and WAV variants the stdlib cannot read (float,
-    extensible headers), go through sox when it is installed. The duration is
-    checked against ``max_seconds`` from the header before any decoding, so a
-    two-hour upload is refused at once. Raises ``AudioError``.
+    extensible headers), go through PyAV when it is installed, else sox. The
+    duration is checked against ``max_seconds`` from the header before any
+    decoding, so a two-hour upload is refused at once. Raises ``AudioError``.
     """
     p = Path(path)
     fmt = _require_audio(p)
@@ -191,7 +166,11 @@ def read_audio(
         try:
             return _read_wav(p, rate, max_seconds)
         except _NeedsSox:
-            pass  # a WAV the stdlib does not decode (float, extensible): try sox
+            pass  # a WAV the stdlib does not decode (float, extensible): PyAV or sox
+    if pyav_available():
+        from voicewatch.pipeline.audio_av import read_with_av
+
+        return read_with_av(p, fmt, rate, max_seconds)
     return _read_with_sox(p, fmt, rate, max_seconds)
 
 
@@ -216,7 +195,7 @@ def inspect_audio(
     if seconds is None and sox_available():
         seconds = _sox_duration(p)
     if seconds is not None:
-        _check_length(seconds, max_seconds, p.name)
+        check_length(seconds, max_seconds, p.name)
     return fmt, seconds
 
 
@@ -238,14 +217,6 @@ class _NeedsSox(Exception):
     """Internal: the WAV is valid but not plain PCM, so sox has to decode it."""
 
 
-def _check_length(seconds: float, max_seconds: float | None, name: str) -> None:
-    if max_seconds is not None and seconds > max_seconds:
-        raise AudioError(
-            f"{name} is {seconds:.0f} s long; the limit is {max_seconds:.0f} s",
-            "audio_too_long",
-        )
-
-
 def _read_wav(path: Path, rate: int, max_seconds: float | None) -> Pcm:
     try:
         with wave.open(str(path), "rb") as w:
@@ -257,8 +228,15 @@ def _read_wav(path: Path, rate: int, max_seconds: float | None) -> Pcm:
             )
             if src_rate <= 0 or channels <= 0 or width not in (1, 2, 3, 4):
                 raise AudioError(f"{path.name}: unusable WAV header", "not_audio")
-            _check_length(nframes / src_rate, max_seconds, path.name)
+            check_length(nframes / src_rate, max_seconds, path.name)
             data = w.readframes(nframes)
+            if len(data) < nframes * width * channels:
+                raise AudioError(
+                    f"{path.name} is cut short: its header promises "
+                    f"{nframes / src_rate:.1f} s, the file holds "
+                    f"{len(data) / (width * channels * src_rate):.1f} s",
+                    "corrupt_audio",
+                )
     except AudioError:
         raise
     except wave.Error as exc:
@@ -379,7 +357,7 @@ def _read_with_sox(path: Path, fmt: str, rate: int, max_seconds: float | None) -
         )
     seconds = _sox_duration(path)
     if seconds is not None:
-        _check_length(seconds, max_seconds, path.name)
+        check_length(seconds, max_seconds, path.name)
     cmd = [
         "sox", "-V1", str(path),
         "-t", "raw", "-e", "signed-integer", "-b", "16", "-L",
@@ -397,5 +375,5 @@ def _read_with_sox(path: Path, fmt: str, rate: int, max_seconds: float | None) -
     if not samples:
         raise AudioError(f"{path.name} contains no audio samples", "empty_audio")
     pcm = Pcm(samples, rate)
-    _check_length(pcm.duration_seconds, max_seconds, path.name)
+    check_length(pcm.duration_seconds, max_seconds, path.name)
     return pcm

@@ -108,6 +108,55 @@ def _health(row: Row[Any]) -> ServiceHealth:
     )
 
 
+def all_services(engine: Engine) -> list[ServiceHealth]:
+    """The stored health of every AI service that ever recorded a call, by name."""
+    with read_connection(engine) as conn:
+        rows = conn.execute(select(health_t).order_by(health_t.c.service)).all()
+    return [_health(r) for r in rows]
+
+
+def reset(
+    engine: Engine, service: str, actor: str, now_ms: int, emit: Emit | None
+) -> tuple[ServiceHealth | None, ServiceHealth | None]:
+    """Force the circuit of ``service`` closed (a staff action); returns (before, after).
+
+    Why: staff who know the provider is back should not have to wait for the
+    cool-down and a probe. The failure run is cleared as a good probe would;
+    ``circuit_breaker_closed`` names ``actor`` in its message. A circuit that
+    is already closed, or a service never called, is left as it is (no event).
+    """
+    with write_transaction(engine) as conn:
+        row = conn.execute(
+            select(health_t).where(health_t.c.service == service).with_for_update()
+        ).first()
+        if row is None:
+            return None, None
+        before = _health(row)
+        if before.state is BreakerState.CLOSED:
+            return before, before
+        conn.execute(
+            update(health_t)
+            .where(health_t.c.service == service)
+            .values(
+                circuit_breaker_state=BreakerState.CLOSED.value,
+                status=ServiceStatus.HEALTHY.value,
+                recent_failure_count=0,
+                opened_at=None,
+                updated_at=now_ms,
+            )
+        )
+        after_row = conn.execute(select(health_t).where(health_t.c.service == service)).first()
+    assert after_row is not None
+    notify(
+        emit,
+        "circuit_breaker_closed",
+        error_message=f"{service}: circuit closed by a staff reset ({actor})",
+        error_code="staff_reset",
+        timestamp=now_ms,
+    )
+    return before, _health(after_row)
+
+
 class CircuitBreaker:
     """The circuit of one AI service (``"transcription"``, ``"claims"``, ...).
 

@@ -165,8 +165,11 @@ def remove_budget(engine: Engine, organization_id: str) -> bool:
 
 def check_budget(
     engine: Engine, organization_id: str, now_ms: int, emit: Emit | None = None
-) -> None:
+) -> bool:
     """Raise ``BudgetExceeded`` when today's spend has reached the budget.
+
+    Returns whether the organization has a budget at all (then the call's cost
+    must be added with ``add_spend``; without one nothing is kept).
 
     Call it before every AI call for the organization. It only reads, except
     when the budget is found exceeded and ``budget_exceeded`` was not yet
@@ -176,10 +179,10 @@ def check_budget(
     with read_connection(engine) as conn:
         row = _select(conn, organization_id, lock=False)
     if row is None:
-        return
+        return False
     today = _today(row, now_ms)
     if not today.exceeded:
-        return
+        return True
     if emit is not None and not today.exceeded_notified:
         add_spend(engine, organization_id, 0.0, now_ms, emit)
     raise BudgetExceeded(organization_id, today.daily_budget_usd, today.spend_usd)
@@ -258,3 +261,8 @@ def _select(conn: Connection, organization_id: str, *, lock: bool) -> Row[Any] |
     if lock:
         stmt = stmt.with_for_update()
     return conn.execute(stmt).first()
+
+
+def today_of(row: Row[Any], now_ms: int) -> Budget:
+    """A stored ``org_cost_budgets`` row as seen on the UTC day of ``now_ms``."""
+    return _today(row, now_ms)

@@ -12,8 +12,8 @@ Prices (USD) are the public list prices:
 * ``whisper-1``: $0.006 per minute of audio (charged pro rata by the second);
 * ``gpt-4o-mini``: $0.15 per 1M input tokens, $0.60 per 1M output tokens;
 * ``gpt-4o``: $2.50 per 1M input tokens, $10 per 1M output tokens;
-* the offline models ``pocketsphinx``, ``rules`` and ``text`` (a text message
-  needs no transcription) cost nothing.
+* the offline models ``pocketsphinx``, ``faster-whisper-*.en``, ``rules`` and
+  ``text`` (a text message needs no transcription) cost nothing.
 
 A model the table does not know raises ``UnknownModel`` rather than costing 0:
 a silent zero would let spending escape every budget. A provider's dated
@@ -51,13 +51,71 @@ PRICES: Mapping[str, ModelPrice] = MappingProxyType(
         "gpt-4o-mini": ModelPrice(input_per_million=0.15, output_per_million=0.60),
         "gpt-4o": ModelPrice(input_per_million=2.50, output_per_million=10.00),
         "pocketsphinx": ModelPrice(),
+        "faster-whisper-tiny.en": ModelPrice(),
+        "faster-whisper-base.en": ModelPrice(),
+        "faster-whisper-small.en": ModelPrice(),
         "rules": ModelPrice(),
         "text": ModelPrice(),
     }
 )
 
 #: Models that run on this machine: no account, no cost.
-LOCAL_MODELS: frozenset[str] = frozenset({"pocketsphinx", "rules", "text"})
+LOCAL_MODELS: frozenset[str] = frozenset(
+    {
+        "pocketsphinx",
+        "faster-whisper-tiny.en",
+        "faster-whisper-base.en",
+        "faster-whisper-small.en",
+        "rules",
+        "text",
+    }
+)
+
+#: The OpenAI model each offline model stands in for, when it is priced by the
+#: estimated cost model (so budgets mean something offline too, e.g. in the demo).
+STANDS_IN_FOR: Mapping[str, str] = MappingProxyType(
+    {
+        "pocketsphinx": "whisper-1",
+        "faster-whisper-tiny.en": "whisper-1",
+        "faster-whisper-base.en": "whisper-1",
+        "faster-whisper-small.en": "whisper-1",
+        "rules": "gpt-4o-mini",
+    }
+)
+
+
+def estimated_prices(
+    audio_per_minute: float, input_per_1k_tokens: float, output_per_1k_tokens: float
+) -> Mapping[str, ModelPrice]:
+    """``PRICES`` with the offline models given an *estimated* price (USD).
+
+    Why: offline recognisers cost nothing, so with them budgets and cost cards
+    would always read $0. Pricing each as the hosted model it replaces (see
+    ``STANDS_IN_FOR``) shows what the same traffic would cost online; the
+    dashboard labels these figures as estimated.
+    """
+    for name, value in (
+        ("audio_per_minute", audio_per_minute),
+        ("input_per_1k_tokens", input_per_1k_tokens),
+        ("output_per_1k_tokens", output_per_1k_tokens),
+    ):
+        _quantity(name, value)
+    table = dict(PRICES)
+    for local, hosted in STANDS_IN_FOR.items():
+        if PRICES[hosted].audio_per_minute:  # a recogniser: priced by the audio minute
+            table[local] = ModelPrice(audio_per_minute=audio_per_minute)
+        else:  # the claims extractor: priced by the token
+            table[local] = ModelPrice(
+                input_per_million=input_per_1k_tokens * 1000,
+                output_per_million=output_per_1k_tokens * 1000,
+            )
+    return MappingProxyType(table)
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens a hosted model would count for ``text``: the usual ~4 characters a token."""
+    return (len(text) + 3) // 4
+
 
 _DATED_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 _MODEL_MAX_LEN = 128  # ai_usage_log.model is String(128)

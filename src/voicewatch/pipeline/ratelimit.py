@@ -23,13 +23,21 @@ A worker whose clock lags behind the stored window counts into the stored
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, case
+from typing import Any
+
+from sqlalchemy import Engine, case, delete, select
 
 from voicewatch.pipeline.guard import Emit, dialect_insert, notify
-from voicewatch.store import write_transaction
+from voicewatch.store import read_connection, write_transaction
+from voicewatch.store.tables import rate_limit_overrides as overrides_t
 from voicewatch.store.tables import rate_limits as limits_t
 
 ORG_PREFIX = "org:"
+#: ``limit_type`` of the AI-call limits: ``ai_calls:<service>``.
+AI_CALLS_PREFIX = "ai_calls:"
+#: In an override, stands for every organization or every service.
+ANY = "*"
+MINUTE_MS = 60_000
 
 
 def org_scope(organization_id: str) -> str:
@@ -101,3 +109,117 @@ def hit(
             timestamp=now_ms,
         )
     return False
+
+
+# --- configurable limits (overrides of the default) --------------------------------
+
+
+def ai_limit_type(service: str) -> str:
+    """The ``limit_type`` under which the AI calls to ``service`` are counted."""
+    return AI_CALLS_PREFIX + service
+
+
+def limit_for(engine: Engine, organization_id: str, service: str, default: int) -> int:
+    """AI calls per minute allowed to ``organization_id`` on ``service``.
+
+    The most specific override wins: (organization, service), then
+    (organization, any service), then (any organization, service), then
+    (any, any), then ``default`` (the ``VOICEWATCH_RATE_LIMIT_PER_MINUTE`` setting).
+    """
+    o = overrides_t.c
+    with read_connection(engine) as conn:
+        rows = conn.execute(
+            select(o.organization_id, o.service, o.max_per_minute).where(
+                o.organization_id.in_([organization_id, ANY]), o.service.in_([service, ANY])
+            )
+        ).all()
+    found = {(r.organization_id, r.service): int(r.max_per_minute) for r in rows}
+    for key in ((organization_id, service), (organization_id, ANY), (ANY, service), (ANY, ANY)):
+        if key in found:
+            return found[key]
+    return default
+
+
+def get_override(engine: Engine, organization_id: str, service: str) -> int | None:
+    """The override stored for exactly ``(organization_id, service)``, if any."""
+    o = overrides_t.c
+    with read_connection(engine) as conn:
+        value = conn.execute(
+            select(o.max_per_minute).where(
+                o.organization_id == organization_id, o.service == service
+            )
+        ).scalar()
+    return None if value is None else int(value)
+
+
+def set_override(
+    engine: Engine, organization_id: str, service: str, max_per_minute: int, now_ms: int
+) -> None:
+    """Store (or replace) the limit of ``(organization_id, service)``; 0 stops every call."""
+    if max_per_minute < 0:
+        raise ValueError("max_per_minute must not be negative")
+    if not organization_id or not service or len(service) > 64:
+        raise ValueError("organization and service are required (service: at most 64 characters)")
+    with write_transaction(engine) as conn:
+        insert = dialect_insert(conn, overrides_t).values(
+            organization_id=organization_id,
+            service=service,
+            max_per_minute=max_per_minute,
+            updated_at=now_ms,
+        )
+        conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=["organization_id", "service"],
+                set_={"max_per_minute": max_per_minute, "updated_at": now_ms},
+            )
+        )
+
+
+def remove_override(engine: Engine, organization_id: str, service: str) -> bool:
+    """Drop an override (the default applies again); True if there was one."""
+    o = overrides_t.c
+    with write_transaction(engine) as conn:
+        result = conn.execute(
+            delete(overrides_t).where(o.organization_id == organization_id, o.service == service)
+        )
+    return bool(result.rowcount)
+
+
+def list_overrides(engine: Engine) -> list[dict[str, Any]]:
+    """Every stored override, by organization and service."""
+    o = overrides_t.c
+    with read_connection(engine) as conn:
+        rows = conn.execute(
+            select(o.organization_id, o.service, o.max_per_minute, o.updated_at).order_by(
+                o.organization_id, o.service
+            )
+        ).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def windows(engine: Engine, now_ms: int) -> list[dict[str, Any]]:
+    """Every counted limit with the count of the window holding ``now_ms``.
+
+    A stored window that has passed counts as 0: nothing was counted in the
+    current window yet. ``count`` includes refused calls, so it may exceed
+    ``max_count``; ``refused`` says how many were refused.
+    """
+    c = limits_t.c
+    with read_connection(engine) as conn:
+        rows = conn.execute(select(limits_t).order_by(c.scope, c.limit_type)).all()
+    out = []
+    for r in rows:
+        current = window_start(now_ms, r.window_ms) == r.window_start
+        count = int(r.current_count) if current else 0
+        out.append(
+            {
+                "scope": r.scope,
+                "limit_type": r.limit_type,
+                "window_start": window_start(now_ms, r.window_ms),
+                "window_ms": int(r.window_ms),
+                "max_count": int(r.max_count),
+                "count": count,
+                "refused": max(0, count - int(r.max_count)),
+            }
+        )
+    return out

@@ -1,4 +1,4 @@
-"""The 15 claim topics and the words a coach uses for each.
+"""Data table: the 15 claim topics and the words a coach uses for each.
 
 This module is vocabulary only: the rules extractor (``claims``) compiles these
 lexicons into stemmed token patterns, and the annotation guidelines of the scoring corpus

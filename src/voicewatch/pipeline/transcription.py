@@ -3,8 +3,9 @@
 Why: the pipeline must do its real job with no account anywhere. ``LocalTranscriber``
 recognises speech with pocketsphinx, whose PyPI wheel carries a US English acoustic
 model, dictionary and language model, so nothing is downloaded at run time.
-``TextPassthrough`` gives text messages the same ``Transcript`` shape, and
-``WhisperTranscriber`` (in ``openai_provider``) does better when an API is configured.
+``TextPassthrough`` gives text messages the same ``Transcript`` shape;
+``LocalWhisperTranscriber`` (in ``whisper``) runs Whisper offline when the ``whisper``
+extra is installed, and ``WhisperTranscriber`` (in ``openai_provider``) calls an API.
 Every transcriber raises ``TranscriptionError`` with a machine-readable code, which
 the stage stores as the event's ``error_code``.
 
@@ -111,7 +112,9 @@ class TranscriptionError(Exception):
 
     Codes: ``file_not_found``, ``not_audio``, ``empty_audio``, ``unsupported_audio``,
     ``audio_too_long``, ``audio_too_large`` (over a provider's upload limit),
-    ``recognizer_unavailable``, ``decoder_error``, ``not_text`` (a text note that is not UTF-8).
+    ``recognizer_unavailable``, ``decoder_error``, ``not_text`` (a text note that is not UTF-8),
+    ``corrupt_audio`` (an audio header, but a damaged or cut-off stream),
+    ``model_unverified`` (a whisper model file does not match its pinned digest).
     """
 
     def __init__(self, message: str, code: str) -> None:

@@ -22,6 +22,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from voicewatch.config import write_stats_dir
+
 _lock = threading.Lock()
 _longest: dict[str, Any] = {"ms": 0.0, "where": "", "count": 0}
 
@@ -65,7 +67,7 @@ def reset() -> None:
 
 
 def _save(snapshot: dict[str, Any]) -> None:
-    directory = os.environ.get("VOICEWATCH_WRITE_STATS_DIR")
+    directory = write_stats_dir()
     if not directory:
         return
     try:

@@ -16,8 +16,7 @@ from sqlalchemy import Engine
 from voicewatch import model
 from voicewatch.auth import Principal
 from voicewatch.dashboard import records as artifacts
-from voicewatch.pipeline.audio_store import UploadError
-from voicewatch.pipeline.repository import RecordError
+from voicewatch.pipeline.facade import RecordError, UploadError, submit_note
 from voicewatch.web.body import parse_json, read_limited, require_json_content_type
 from voicewatch.web.deps import get_engine, get_settings, require_ingest, require_staff
 from voicewatch.web.errors import ApiError
@@ -43,7 +42,7 @@ def _pipeline(request: Request) -> Any:
     state = request.app.state
     with _pipeline_lock:
         if getattr(state, "pipeline", None) is None:
-            from voicewatch.pipeline.runtime import build_context
+            from voicewatch.worker import build_context
 
             state.pipeline = build_context(get_settings(request), engine=get_engine(request))
         return state.pipeline
@@ -64,8 +63,6 @@ async def submit_artifact(
     text: Annotated[str | None, Form(max_length=20_000)] = None,
     audio: Annotated[UploadFile | None, File()] = None,
 ) -> JSONResponse:
-    from voicewatch.pipeline.intake import submit_note
-
     if (text is None or not text.strip()) == (audio is None):
         raise ApiError(422, "send exactly one of 'text' and 'audio'")
     audio_path = None
@@ -146,14 +143,12 @@ async def retry_artifact(
     engine: Annotated[Engine, Depends(get_engine)],
 ) -> dict[str, Any]:
     from voicewatch.retry import RetryError, start_retry
-    from voicewatch.tasks import enqueuer
+    from voicewatch.worker import enqueuer
 
     body = await _retry_request(request)
 
     def start() -> Any:
-        enqueue = getattr(request.app.state, "enqueue", None) or enqueuer(
-            get_settings(request).queue_url
-        )
+        enqueue = getattr(request.app.state, "enqueue", None) or enqueuer(get_settings(request))
         return write_gate(request).run(
             lambda: start_retry(
                 engine,

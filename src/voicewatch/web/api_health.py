@@ -13,6 +13,7 @@ from voicewatch.clock import now_ms
 from voicewatch.config import Settings
 from voicewatch.health import check_database, check_queue
 from voicewatch.otlp import figures
+from voicewatch.pipeline.transcriber_choice import transcriber_status
 from voicewatch.web.deps import get_engine, get_settings
 from voicewatch.web.responses import HealthBody, error_responses
 
@@ -38,11 +39,13 @@ async def health(
 ) -> JSONResponse:
     database = await run_in_threadpool(check_database, engine)
     queue = await run_in_threadpool(check_queue, settings.queue_url)
+    transcriber = await run_in_threadpool(transcriber_status, settings)
     ok = database == "ok" and queue == "ok"
     body: dict[str, object] = {
         "status": "ok" if ok else "degraded",
         "database": database,
         "queue": queue,
+        "transcriber": transcriber,
     }
     if database == "ok":
         body["otlp_unmapped_spans_60m"] = await run_in_threadpool(_unmapped, engine)

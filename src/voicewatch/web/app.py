@@ -19,6 +19,7 @@ from voicewatch.web import (
     api_coach,
     api_docs,
     api_events,
+    api_guards,
     api_health,
     api_metrics,
     api_otlp,
@@ -26,12 +27,13 @@ from voicewatch.web import (
     pages_auth,
     pages_coach,
     pages_data,
+    pages_guards,
     pages_live,
 )
 from voicewatch.web.assets import check_vendor_assets
 from voicewatch.web.body_limit import BodyLimit
 from voicewatch.web.early_auth import EarlyAuth
-from voicewatch.web.errors import install_error_handlers
+from voicewatch.web.error_handlers import install_error_handlers
 from voicewatch.web.group_commit import GroupCommit
 from voicewatch.web.headers import SecurityHeaders
 from voicewatch.web.hosts import TrustedHosts
@@ -74,12 +76,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         api_coach.router,  # the coach loop
         api_metrics.router,
         api_alerts.router,
+        api_guards.router,
         api_docs.router,
         api_stream.router,
         pages_auth.router,
         pages_coach.router,  # the coach loop
         pages_live.router,
         pages_data.router,
+        pages_guards.router,
     ):
         app.include_router(router)
     _describe_our_errors(app)

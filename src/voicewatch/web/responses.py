@@ -61,6 +61,9 @@ class HealthBody(BaseModel):
     otlp_unmapped_spans_60m: int | None = Field(
         default=None, description="OTLP spans of the last 60 minutes that mapped to nothing"
     )
+    #: which recogniser transcribes audio notes: "whisper faster-whisper-tiny.en",
+    #: "pocketsphinx" (": <why not whisper>" when it fell back), "whisper refused: ..."
+    transcriber: str | None = None
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -30,6 +30,7 @@ TABS: tuple[tuple[str, str], ...] = (
     ("/metrics", "Metrics"),
     ("/alerts", "Alerts"),
     ("/events", "Events"),
+    ("/guards", "Guard rails"),
 )
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))

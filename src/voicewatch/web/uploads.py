@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from voicewatch.config import Settings
-from voicewatch.pipeline.audio_store import MAX_AUDIO_BYTES, UploadError, sniff_audio
+from voicewatch.pipeline.facade import MAX_AUDIO_BYTES, UploadError, sniff_audio
 
 CHUNK = 1024 * 1024
 _SNIFF = 64  # bytes enough for every signature sniff_audio knows

@@ -1,4 +1,4 @@
-"""initial schema
+"""Data table: the initial schema (exempt from the size rules: one table list, as created).
 
 Revision ID: 0001
 Revises:

@@ -1,13 +1,4 @@
-"""Every table of voicewatch, as SQLAlchemy Core metadata.
-
-Times are UTC epoch milliseconds (BigInteger). Platform-wide rows (counters,
-snapshots, alerts) use the empty string as their scope instead of NULL:
-SQL treats NULLs as distinct, so a unique key over a NULL organization would
-let two "platform" rows coexist. ``PLATFORM`` names that empty scope.
-
-The Alembic migrations in ``store/migrations`` create these tables; a test
-checks that the migrated schema and this metadata agree.
-"""
+"""The harness's and the pipeline's tables (organizations to job runs); see ``tables``."""
 
 from __future__ import annotations
 
@@ -18,26 +9,13 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
 )
 
-#: The scope key of platform-wide rows (never NULL, see module docstring).
-PLATFORM = ""
-
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
-
-ID = String(128)
+from voicewatch.store.tables.meta import ID, metadata
 
 # --- Organizations, people and rosters -------------------------------------
 
@@ -418,85 +396,3 @@ job_runs = Table(
     Column("finished_at", BigInteger),
     Column("worker", String(200), nullable=False, server_default=""),
 )
-
-# --- The coach loop (issue 12: decisions, insights, thresholds) ------------------------
-# Owned by the coach loop (``voicewatch.coaching``); migration 0004 creates them.
-# Coaches themselves are ``users`` rows with role "coach" (name, organization).
-
-#: A confirmed draft applied to the player's record. A draft whose insight was
-#: undone goes back to pending and may be confirmed again, so one draft can have
-#: several insight rows over time (``insight_id`` is ``<draft_id>.i<n>``); at
-#: most one of them has ``undone_at`` NULL.
-voice_note_insights = Table(
-    "voice_note_insights",
-    metadata,
-    Column("insight_id", ID, primary_key=True),
-    Column("draft_id", ID, nullable=False),
-    Column("artifact_id", ID, nullable=False),
-    Column("organization_id", ID, nullable=False),
-    Column("coach_user_id", ID, nullable=False),
-    Column("player_id", ID),
-    Column("title", String(300), nullable=False),
-    Column("body", Text, nullable=False),
-    Column("auto_applied", Boolean, nullable=False, server_default="0"),
-    Column("applied_at", BigInteger, nullable=False),
-    Column("undone_at", BigInteger),
-    Column("undone_by", String(320)),
-    Index("ix_insights_draft", "draft_id"),
-    Index("ix_insights_player_applied", "player_id", "applied_at"),
-    Index("ix_insights_coach_applied", "coach_user_id", "applied_at"),
-)
-
-#: Every decision about a coach's item, one row each: who decided (``decided_by``,
-#: a coach id, a staff email, or "system" for auto-apply and expiry) and for whom
-#: (``coach_user_id``, the note's coach). ``subject`` is "draft" or "name";
-#: ``text`` is the edited body or the rejection reason, stored exactly.
-coach_decisions = Table(
-    "coach_decisions",
-    metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
-    Column("subject", String(16), nullable=False),  # draft | name
-    Column("subject_id", ID, nullable=False),  # draft_id or resolution_id
-    Column("artifact_id", ID, nullable=False),
-    Column("organization_id", ID, nullable=False),
-    Column("coach_user_id", ID, nullable=False),
-    Column("decided_by", String(320), nullable=False),
-    Column("on_behalf", Boolean, nullable=False, server_default="0"),
-    # confirmed | rejected | auto_applied | undone | expired | user_resolved | unresolved
-    Column("action", String(32), nullable=False),
-    Column("ai_confidence", Float),
-    Column("waited_ms", BigInteger),
-    Column("entity_id", ID),
-    Column("text", Text),
-    Column("at_ms", BigInteger, nullable=False),
-    Index("ix_decisions_coach_at", "coach_user_id", "at_ms"),
-    Index("ix_decisions_action_at", "action", "at_ms"),
-    Index("ix_decisions_artifact", "artifact_id"),
-)
-
-#: Each coach's current auto-apply threshold (a draft at or above it is applied
-#: without asking). No row: the configured default.
-coach_thresholds = Table(
-    "coach_thresholds",
-    metadata,
-    Column("coach_user_id", ID, primary_key=True),
-    Column("organization_id", ID, nullable=False),
-    Column("threshold", Float, nullable=False),
-    Column("updated_at", BigInteger, nullable=False),
-)
-
-#: Each change the calibration job made, with the figures that drove it (JSON).
-coach_threshold_changes = Table(
-    "coach_threshold_changes",
-    metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
-    Column("coach_user_id", ID, nullable=False),
-    Column("organization_id", ID, nullable=False),
-    Column("previous", Float),
-    Column("threshold", Float, nullable=False),
-    Column("figures", Text, nullable=False, server_default="{}"),
-    Column("run_key", String(32), nullable=False),
-    Column("at_ms", BigInteger, nullable=False),
-    UniqueConstraint("coach_user_id", "run_key", name="uq_threshold_changes_coach_run"),
-)
-# --- end of the coach loop block ----------------------------------------------------------
