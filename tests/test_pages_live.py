@@ -63,7 +63,7 @@ def test_every_live_page_renders_a_simulated_run(staff_browser) -> None:
 
     staff_browser.goto("/")
     assert page.locator(".live-cards .stat").count() == 6
-    assert page.locator("svg.flow .flow-node").count() == 5
+    assert page.locator("svg.flow .flow-node").count() == 6  # five stages + confirmation
     assert page.locator("#feed tr").count() == 20
     assert page.locator("#feed-empty").is_hidden()
     assert page.locator("[data-card=completed] .value").inner_text() != "0"
@@ -82,7 +82,7 @@ def test_every_live_page_renders_a_simulated_run(staff_browser) -> None:
     assert retry.get_attribute("data-body") == '{"stage": "transcription"}'
 
     staff_browser.goto("/pipeline")
-    assert page.locator("svg.flow.flow-large .flow-node").count() == 5
+    assert page.locator("svg.flow.flow-large .flow-node").count() == 6  # five stages + confirmation
     assert page.locator("#active-artifacts .art-card").count() >= 3
     assert page.locator("#stage-artifacts").count() == 0
 

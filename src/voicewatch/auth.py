@@ -46,6 +46,7 @@ class Principal:
     via: str  # "token" | "session"
     user_id: str = ""  # sessions only
     session_generation: int = 0  # sessions only: the generation the cookie was issued in
+    coach_user_id: str = ""  # coach scope only: the coach it acts as (the coach loop)
 
     @property
     def is_staff(self) -> bool:
@@ -56,17 +57,27 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(engine: Engine, *, scope: str, name: str = "") -> str:
-    """Make a new API token of ``scope`` and return it (the only time it is seen)."""
+def create_token(engine: Engine, *, scope: str, name: str = "", coach: str | None = None) -> str:
+    """Make a new API token of ``scope`` and return it (the only time it is seen).
+
+    A coach token is bound to one existing coach (``coach``), and only it.
+    """
     token_scope = TokenScope(scope)
+    if (token_scope is TokenScope.COACH) != bool(coach):
+        raise AuthError("a coach token needs --coach USER_ID, and only a coach token takes it")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with write_transaction(engine) as conn:
+        if coach:
+            role = conn.execute(select(users.c.role).where(users.c.user_id == coach)).scalar()
+            if role != "coach":
+                raise AuthError(f"no coach {coach} (add it with: voicewatch coach add)")
         conn.execute(
             api_tokens.insert().values(
                 name=name or f"{token_scope.value} token",
                 scope=token_scope.value,
                 token_hash=hash_token(token),
                 created_at=now_ms(),
+                coach_user_id=coach,
             )
         )
     return token
@@ -87,6 +98,7 @@ def principal_for_token(engine: Engine, token: str) -> Principal:
                 api_tokens.c.scope,
                 api_tokens.c.revoked_at,
                 api_tokens.c.last_used_at,
+                api_tokens.c.coach_user_id,
             ).where(api_tokens.c.token_hash == hash_token(token))
         ).first()
     if row is None or row.revoked_at is not None:
@@ -95,7 +107,12 @@ def principal_for_token(engine: Engine, token: str) -> Principal:
     if row.last_used_at is None or stamp - row.last_used_at >= LAST_USED_RESOLUTION_MS:
         # off the request's path: the check is a read, and must not wait for a write lock
         threading.Thread(target=_touch_token, args=(engine, row.id, stamp), daemon=True).start()
-    return Principal(name=row.name, scope=TokenScope(row.scope), via="token")
+    return Principal(
+        name=row.name,
+        scope=TokenScope(row.scope),
+        via="token",
+        coach_user_id=row.coach_user_id or "",
+    )
 
 
 #: ``last_used_at`` is written at most once a minute per token: ingest sends many
@@ -202,17 +219,21 @@ def check_password(engine: Engine, email: str, password: str) -> Principal:
         _hasher.verify(row.password_hash, password)
     except (VerificationError, InvalidHashError) as exc:
         raise AuthError("wrong email or password") from exc
-    scope = TokenScope.STAFF if row.role == "staff" else TokenScope.INGEST
+    scope = _SESSION_SCOPES.get(row.role, TokenScope.INGEST)
     return Principal(
         name=row.email,
         scope=scope,
         via="session",
         user_id=row.user_id,
         session_generation=int(row.session_generation),
+        coach_user_id=row.user_id if scope is TokenScope.COACH else "",
     )
 
 
 # --- sessions ------------------------------------------------------------------------
+
+#: A signed-in user's scope by role: a coach's session reaches only that coach's inbox.
+_SESSION_SCOPES = {"staff": TokenScope.STAFF, "coach": TokenScope.COACH}
 
 
 def session_principal(engine: Engine, user_id: str, generation: int) -> Principal | None:
@@ -229,13 +250,14 @@ def session_principal(engine: Engine, user_id: str, generation: int) -> Principa
         ).first()
     if row is None or not row.password_hash or int(row.session_generation) != generation:
         return None
-    scope = TokenScope.STAFF if row.role == "staff" else TokenScope.INGEST
+    scope = _SESSION_SCOPES.get(row.role, TokenScope.INGEST)
     return Principal(
         name=row.email or user_id,
         scope=scope,
         via="session",
         user_id=user_id,
         session_generation=generation,
+        coach_user_id=user_id if scope is TokenScope.COACH else "",
     )
 
 

@@ -138,6 +138,10 @@ class Settings:
     openai_chat_model: str = "gpt-4o-mini"
     audio_dir: str = ""
     breaker_failures: int = 5  # consecutive AI failures that open a circuit
+    # the coach loop: pending drafts expire, auto-apply undo window, calibration floor
+    draft_expiry_days: int = 7
+    undo_window_minutes: int = 60
+    auto_apply_floor: float = 0.8
     breaker_cooldown_ms: int = 30_000  # open circuit's wait before one probe call
     #: latency injection for simulations and fault tests: "transcription=2000,claims_extraction=500"
     stage_delay_ms: str = ""
@@ -234,6 +238,9 @@ class Settings:
             "trusted_hosts": os.environ.get("VOICEWATCH_TRUSTED_HOSTS", ""),
             "header_timeout_s": _env_float("VOICEWATCH_HEADER_TIMEOUT_S", 10.0),
             "body_timeout_s": _env_float("VOICEWATCH_BODY_TIMEOUT_S", 15.0),
+            "draft_expiry_days": _env_int("VOICEWATCH_DRAFT_EXPIRY_DAYS", 7),
+            "undo_window_minutes": _env_int("VOICEWATCH_UNDO_WINDOW_MINUTES", 60),
+            "auto_apply_floor": _env_float("VOICEWATCH_AUTO_APPLY_FLOOR", 0.8),
             "rate_limit_per_minute": _env_int("VOICEWATCH_RATE_LIMIT_PER_MINUTE", 600),
             "rate_limit_horizon_ms": _env_int("VOICEWATCH_RATE_LIMIT_HORIZON_MS", 15 * 60_000),
             "offline_price_audio_minute": _env_float(
@@ -281,6 +288,9 @@ ENV_VARS: tuple[str, ...] = (
     "VOICEWATCH_TRUSTED_HOSTS",
     "VOICEWATCH_HEADER_TIMEOUT_S",
     "VOICEWATCH_BODY_TIMEOUT_S",
+    "VOICEWATCH_DRAFT_EXPIRY_DAYS",
+    "VOICEWATCH_UNDO_WINDOW_MINUTES",
+    "VOICEWATCH_AUTO_APPLY_FLOOR",
     "VOICEWATCH_RATE_LIMIT_PER_MINUTE",
     "VOICEWATCH_RATE_LIMIT_HORIZON_MS",
     "VOICEWATCH_OFFLINE_PRICE_AUDIO_MINUTE",

@@ -194,10 +194,12 @@ class TrackedState(StrEnum):
 
 
 class TokenScope(StrEnum):
-    """An API token's scope: ingest may only send events; staff may read too."""
+    """An API token's scope: ingest may only send events; staff may read too;
+    coach is bound to one coach and reaches only that coach's inbox (``/api/v1/coach``)."""
 
     INGEST = "ingest"
     STAFF = "staff"
+    COACH = "coach"
 
 
 #: The event's top-level fields and what each holds.

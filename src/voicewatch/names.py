@@ -52,3 +52,30 @@ def organization_choices(engine: Engine) -> list[dict[str, str]]:
     )
     with read_connection(engine) as conn:
         return [{"id": r[0], "name": r[1]} for r in conn.execute(query)]
+
+
+def short_name(name: str) -> str:
+    """A person's name for a tight column: "Jim Murphy" -> "J. Murphy".
+
+    The first word becomes its initial and the rest stays ("Seán Ó Briain" ->
+    "S. Ó Briain"); a one-word name, or an id used as a name, stays whole.
+    """
+    words = name.split()
+    if len(words) < 2 or not words[0][:1].isalpha():
+        return name.strip()
+    return f"{words[0][0].upper()}. {' '.join(words[1:])}"
+
+
+def coach_labels(conn: Connection, user_ids: Iterable[str | None]) -> dict[str, dict[str, str]]:
+    """``{user_id: {"id", "name", "short"}}`` for a page of rows, in one query.
+
+    Every given id gets a label: one without a named row shows its id (the
+    pipeline creates coaches on their first note, before anyone names them).
+    """
+    ids = sorted({i for i in user_ids if i})
+    found = coach_names(conn, ids)
+    out = {}
+    for user_id in ids:
+        name = found.get(user_id, user_id)
+        out[user_id] = {"id": user_id, "name": name, "short": short_name(name)}
+    return out

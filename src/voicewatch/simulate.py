@@ -176,11 +176,12 @@ def traffic(
 def seed_demo_clubs(engine: Any) -> None:
     """Create the demo organizations and their rosters if absent (idempotent)."""
     from voicewatch.pipeline import repository as repo
-    from voicewatch.simulate_notes import DEMO_CLUBS, roster_csv
+    from voicewatch.simulate_notes import DEMO_CLUBS, roster_csv, seed_demo_coaches
 
     for club in DEMO_CLUBS:
         repo.upsert_organization(engine, club.organization_id, club.name)
         repo.import_roster(engine, club.organization_id, roster_csv(club))
+    seed_demo_coaches(engine)  # the coach loop: demo coaches have names (coaching.people)
 
 
 FAULT_STAGES = ("transcription", "claims_extraction", "entity_resolution", "draft_generation")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,31 @@ DEMO_CLUBS: tuple[DemoClub, ...] = (
         ("coach_hrc_1",),
     ),
 )
+
+#: The demo coaches' names (ids 1-4 per club: the event traffic uses all four).
+DEMO_COACH_NAMES: dict[str, str] = {
+    "coach_clg_1": "Jim Murphy",
+    "coach_clg_2": "Siobhán Walsh",
+    "coach_clg_3": "Declan Ryan",
+    "coach_clg_4": "Mairéad Nolan",
+    "coach_rvfc_1": "Sarah Okafor",
+    "coach_rvfc_2": "Tom Brennan",
+    "coach_rvfc_3": "Priya Sharma",
+    "coach_rvfc_4": "Gary Dunne",
+    "coach_hrc_1": "Niamh Fitzgerald",
+    "coach_hrc_2": "Colm Hughes",
+    "coach_hrc_3": "Aidan Power",
+    "coach_hrc_4": "Orla Moloney",
+}
+
+
+def seed_demo_coaches(engine: Any) -> None:
+    """Give the demo clubs' coaches their names (idempotent: re-running renames nothing)."""
+    from voicewatch.coaching.people import add_coach
+
+    for user_id, name in DEMO_COACH_NAMES.items():
+        add_coach(engine, user_id, f"org_{user_id.split('_')[1]}", name)
+
 
 #: Note templates; {a}, {b} are players' first names or full names, {team} a team.
 NOTE_TEMPLATES: tuple[str, ...] = (

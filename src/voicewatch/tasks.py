@@ -233,6 +233,34 @@ def cleanup_task(task: Any = None) -> None:
     _periodic("retention cleanup", task, clean)
 
 
+@huey.periodic_task(
+    crontab(minute="5"), name="voicewatch.expire_drafts", retries=_HUEY_RETRIES, context=True
+)
+def expire_drafts_task(task: Any = None) -> None:
+    """Hourly at :05: pending drafts past the window expire (the coach loop)."""
+    from voicewatch.coaching import jobs as coach_jobs
+
+    def expire() -> Any:
+        wired = _wired()
+        return coach_jobs.expire_drafts_job(wired.engine, wired.settings)
+
+    _periodic("draft expiry", task, expire)
+
+
+@huey.periodic_task(
+    crontab(minute="0"), name="voicewatch.calibrate_thresholds", retries=_HUEY_RETRIES, context=True
+)
+def calibrate_thresholds_task(task: Any = None) -> None:
+    """Hourly; does each day's calibration once, from 02:00 UTC (the coach loop)."""
+    from voicewatch.coaching import jobs as coach_jobs
+
+    def calibrate() -> Any:
+        wired = _wired()
+        return coach_jobs.calibration_job(wired.engine, wired.settings)
+
+    _periodic("threshold calibration", task, calibrate)
+
+
 def enqueuer(queue_url: str) -> Callable[[str, str, int], None]:
     """An ``enqueue(stage, artifact_id, attempt)`` bound to ``queue_url``."""
 

@@ -14,7 +14,7 @@ import sys
 from voicewatch.cli.base import app
 
 #: The command groups, in ``--help`` order (each module registers its commands on import).
-GROUPS = ("admin", "ingest", "serve", "clubs", "pipeline", "guards", "jobs")
+GROUPS = ("admin", "ingest", "serve", "clubs", "coaches", "pipeline", "guards", "jobs")
 for _group in GROUPS:
     importlib.import_module(f"voicewatch.cli.{_group}")
 

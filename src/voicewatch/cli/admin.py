@@ -25,16 +25,22 @@ def migrate(ctx: typer.Context) -> None:
 @one_line_errors
 def create_token(
     ctx: typer.Context,
-    scope: Annotated[TokenScope, typer.Option(help="ingest (send only) or staff (read too).")],
+    scope: Annotated[
+        TokenScope,
+        typer.Option(help="ingest (send only), staff (read too), or coach (one coach's inbox)."),
+    ],
     name: Annotated[str, typer.Option(help="A label to recognise the token by.")] = "",
+    coach: Annotated[
+        str | None, typer.Option("--coach", help="Coach tokens: the coach's user id.")
+    ] = None,
 ) -> None:
     """Print a new API token once, alone on the last line.
 
-    Example: voicewatch create-token --scope ingest --name pipeline
+    Example: voicewatch create-token --scope coach --coach coach_hrc_1 --name "J. Murphy app"
     """
     from voicewatch.auth import create_token as make_token
 
-    token = make_token(engine_of(ctx), scope=scope.value, name=name)
+    token = make_token(engine_of(ctx), scope=scope.value, name=name, coach=coach)
     typer.echo(f"created a {scope.value} token; it is shown only once:")
     typer.echo(token)
 

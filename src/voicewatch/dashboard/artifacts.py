@@ -20,7 +20,7 @@ from voicewatch.dashboard import records
 from voicewatch.dashboard.filters import BadFilter, day_range
 from voicewatch.dashboard.summary import event_summary
 from voicewatch.metrics import artifact_costs
-from voicewatch.names import names, organization_choices
+from voicewatch.names import names, organization_choices, short_name
 from voicewatch.retry import RETRY_PLANS
 
 ARTIFACT_STATUSES = [s.value for s in model.ArtifactStatus]
@@ -92,6 +92,7 @@ def artifacts_page(
     costs = artifact_costs(engine, [r["artifact_id"] for r in rows])
     for row in rows:
         row["coach_name"] = coaches.get(row["coach_user_id"], row["coach_user_id"])
+        row["coach_short"] = short_name(row["coach_name"])  # tight column; id on hover
         row["ai_cost"] = costs.get(row["artifact_id"])
         row["retry_stage"] = grid_retry_stage(row.get("current_stage"))
     return {
@@ -149,6 +150,7 @@ def artifact_page(engine: Engine, artifact_id: str) -> dict[str, Any] | None:
     artifact = detail["artifact"]
     _orgs, coaches = names(engine, (), [artifact["coach_user_id"]])
     artifact["coach_name"] = coaches.get(artifact["coach_user_id"], artifact["coach_user_id"])
+    _with_decisions(engine, artifact_id, detail["claims"])  # the coach loop
     end = artifact.get("completed_at")
     if end is None and artifact["status"] == model.ArtifactStatus.FAILED.value:
         end = artifact.get("updated_at")
@@ -162,3 +164,14 @@ def artifact_page(engine: Engine, artifact_id: str) -> dict[str, Any] | None:
         "retry_options": retry_options(artifact, detail["retries"]),
         "can_retry": artifact["status"] == model.ArtifactStatus.FAILED.value,
     }
+
+
+def _with_decisions(engine: Engine, artifact_id: str, claims: list[dict[str, Any]]) -> None:
+    """Each claim's draft gets its decisions (who, for whom, what) and applied insight."""
+    from voicewatch.coaching.staff import draft_decisions
+
+    decided = draft_decisions(engine, artifact_id)
+    for claim in claims:
+        draft = claim.get("draft")
+        if draft:
+            draft.update(decided.get(draft["draft_id"], {"decisions": [], "insight": None}))

@@ -69,4 +69,12 @@ def metrics_page(engine: Engine, range_name: str, *, now: int | None = None) -> 
         "cards": cards,
         "charts": charts,
         "orgs": metrics.org_breakdown(engine, range_name, now=now)["organizations"],
+        "coach_loop": _coach_loop(engine, hist["since"], now),
     }
+
+
+def _coach_loop(engine: Engine, since: int, until: int) -> dict[str, Any]:
+    """The coach loop's figures over the range (``metrics.decisions``, one definition each)."""
+    from voicewatch.metrics.decisions import range_figures
+
+    return range_figures(engine, since, until)

@@ -55,7 +55,8 @@ def status_cards(engine: Engine, now: int | None = None) -> dict[str, Any]:
 
 
 def flow_graph(engine: Engine, now: int | None = None) -> list[dict[str, Any]]:
-    """The five stage nodes: queue depth, health, average latency, throughput (24 h)."""
+    """The stage nodes: queue depth, health, average latency, throughput (24 h); the
+    last, confirmation, is the coaches' (pending drafts, median time to decision)."""
     now = now_ms() if now is None else now
     breakdown = {s["stage"]: s for s in metrics.stage_breakdown(engine, now)["stages"]}
     ingestion = metrics.ingestion_figures(engine, now)
@@ -73,6 +74,9 @@ def flow_graph(engine: Engine, now: int | None = None) -> list[dict[str, Any]]:
                 "health": s.get("health", "green"),
             }
         )
+    from voicewatch.metrics.decisions import confirmation_stage  # the coach loop
+
+    nodes.append(confirmation_stage(engine, now))
     return nodes
 
 

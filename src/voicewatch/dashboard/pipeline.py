@@ -18,7 +18,7 @@ from voicewatch import alerts, metrics, model
 from voicewatch.clock import HOUR_MS, hour_start, now_ms
 from voicewatch.dashboard.overview import flow_graph
 from voicewatch.dashboard.summary import FLOW_STAGES, STAGE_LABELS
-from voicewatch.names import coach_names, organization_names
+from voicewatch.names import coach_labels, coach_names, organization_names
 from voicewatch.retry import RETRY_PLANS
 from voicewatch.store import read_connection
 from voicewatch.store.tables import voice_note_artifacts as artifacts_t
@@ -135,9 +135,11 @@ def retry_queue(engine: Engine, stage: str, limit: int = _MAX_LIST) -> list[dict
     with read_connection(engine) as conn:
         rows = [dict(r._mapping) for r in conn.execute(query)]
         orgs = organization_names(conn, (r["organization_id"] for r in rows))
+        coaches = coach_labels(conn, (r["coach_user_id"] for r in rows))
     retry_stage = stage if stage in RETRY_PLANS else "full"
     for r in rows:
         r["organization_name"] = orgs.get(r["organization_id"], r["organization_id"])
+        r["coach_short"] = coaches.get(r["coach_user_id"], {}).get("short", r["coach_user_id"])
         r["retry_stage"] = retry_stage
     return rows
 

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from voicewatch.clock import DAY_MS, HOUR_MS, day_start, hour_start, hour_window
 from voicewatch.clock import now_ms as _clock_now
+from voicewatch.metrics.decisions import attach_decision_metrics
 from voicewatch.metrics.definitions import (
     period_totals,
     snapshot_values,
@@ -74,6 +75,7 @@ def aggregate_hour(engine: Engine, hour_start_ms: int, *, now_ms: int | None = N
     created = _clock_now() if now_ms is None else now_ms
     totals = period_totals(engine, hour_start_ms, hour_start_ms + HOUR_MS)
     rows = [_snapshot_row(t, HOURLY, scope, hour_start_ms, created) for scope, t in totals.items()]
+    attach_decision_metrics(engine, rows, hour_start_ms, hour_start_ms + HOUR_MS)  # coach loop
     return write_snapshots(engine, HOURLY, hour_start_ms, rows)
 
 
@@ -104,6 +106,7 @@ def aggregate_day(
     for row in hourly:
         totals.setdefault(row["scope"], Totals()).merge(totals_from_snapshot(row))
     rows = [_snapshot_row(t, DAILY, scope, day_start_ms, created) for scope, t in totals.items()]
+    attach_decision_metrics(engine, rows, day_start_ms, end)  # coach loop
     return write_snapshots(engine, DAILY, day_start_ms, rows)
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from voicewatch import clock
 from voicewatch.events import AI_COST, E2E_LATENCY
 from voicewatch.metrics.definitions import safe_divide
-from voicewatch.model import EVENT_TYPE_NAMES, ResolutionStatus, Stage, TrackedState
+from voicewatch.model import EVENT_TYPE_NAMES, Stage, TrackedState
 from voicewatch.store import read_connection
 from voicewatch.store.tables import PLATFORM, ai_service_health, org_cost_budgets
 from voicewatch.store.tables import voice_note_entity_resolutions as resolutions_t
@@ -178,10 +178,14 @@ def waiting_artifacts(
 
 
 def disambiguation_backlog(engine: Engine) -> int:
-    """Entity resolutions waiting for a person to choose (``needs_disambiguation``), all orgs."""
-    query = select(func.count()).where(
-        resolutions_t.c.status == ResolutionStatus.NEEDS_DISAMBIGUATION.value
-    )
+    """Names waiting for a person, all orgs (``coaching.inbox.waiting_condition``).
+
+    ``needs_disambiguation``, and ``unresolved`` names no person has looked at
+    yet: the coach loop shows them ("not on the roster?"), so a person can act.
+    """
+    from voicewatch.coaching.inbox import waiting_condition
+
+    query = select(func.count()).select_from(resolutions_t).where(waiting_condition())
     with read_connection(engine) as conn:
         return int(conn.execute(query).scalar_one())
 

@@ -138,13 +138,14 @@ def platform_period_starts(
     return {int(r[0]) for r in conn.execute(query)}
 
 
-_PUBLIC_SKIP = frozenset({"id", "weights", "latency_histogram"})
+_PUBLIC_SKIP = frozenset({"id", "weights", "latency_histogram", "decision_metrics"})
 
 
 def public_snapshot(row: dict[str, Any]) -> dict[str, Any]:
     """A snapshot row as the API shows it: DESIGN.md's fields, ``organization_id``
     (None platform-wide), without the internal ``weights`` and histograms."""
     out = {k: v for k, v in row.items() if k not in _PUBLIC_SKIP}
+    out.update(json.loads(row.get("decision_metrics") or "{}"))  # the coach loop's figures
     out["organization_id"] = row["scope"] or None
     return out
 

@@ -237,6 +237,7 @@ def extractor_for(
     """``extract(artifact, text, roster_names) -> (claims, cost)`` for the configured extractor."""
     if settings.extractor != "openai":
         from voicewatch.pipeline.claims import extract_claims
+        from voicewatch.pipeline.repository import aliases_for
 
         rules = GuardedCall(
             engine, "claims", emit, stage="claims_extraction", settings=settings, clock=clock
@@ -245,8 +246,11 @@ def extractor_for(
         def extract_rules(
             artifact: dict[str, Any], text: str, names: list[str]
         ) -> tuple[list[Any], float]:
+            # The roster's and the coach's aliases are names too ("Podge injured his ankle").
+            nicknames = aliases_for(engine, artifact["coach_user_id"], artifact["organization_id"])
+
             def call() -> tuple[list[Any], Usage]:
-                claims = extract_claims(text, names)
+                claims = extract_claims(text, names, nicknames=sorted(nicknames))
                 return claims, _rules_usage(text, names, claims)
 
             return rules(artifact, "claims_extraction", call)

@@ -339,6 +339,7 @@ def replace_resolutions(
                 resolved_entity_type=res.get("resolved_entity_type"),
                 score=res.get("score"),
                 status=res["status"],
+                resolved_by=res.get("resolved_by"),
                 created_at=stamp,
                 updated_at=stamp,
             )

@@ -12,8 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from voicewatch.clock import now_ms
 from voicewatch.model import ArtifactStatus, Stage
 from voicewatch.pipeline import repository as repo
+from voicewatch.pipeline.alias_use import BY_ALIAS, count_alias_uses
 from voicewatch.pipeline.context import PipelineContext, StageError
 from voicewatch.pipeline.context import in_place as _in_place
 from voicewatch.pipeline.drafts import draft_for_claim
@@ -165,13 +167,19 @@ def _resolution(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) ->
                     else None,
                     "score": round(best.score, 2) if best else None,
                     "status": result.status,
+                    # the coach loop: an alias decided it (counted below, shown in metrics)
+                    "resolved_by": BY_ALIAS if best and best.matched_on == "alias" else None,
                 }
             )
     disambiguations = sum(1 for r in rows if r["status"] != "auto_resolved")
+    alias_hits = [r["raw_text"] for r in rows if r["resolved_by"] == BY_ALIAS]
 
     def save() -> None:
         with write_transaction(ctx.engine) as conn:
             repo.replace_resolutions(conn, artifact_id, artifact["organization_id"], rows)
+            count_alias_uses(
+                conn, artifact["coach_user_id"], artifact["organization_id"], alias_hits, now_ms()
+            )
             if not repo.finish_stage(
                 conn,
                 artifact_id,
@@ -223,6 +231,14 @@ def _drafts(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Out
                 raise StageError("the artifact changed during draft generation", "conflict")
 
     _in_place(save, artifact_id, attempt, "store the drafts")
+    from voicewatch.pipeline.autoapply import apply_above_threshold  # the coach loop
+
+    _in_place(
+        lambda: apply_above_threshold(ctx.engine, artifact_id),
+        artifact_id,
+        attempt,
+        "auto-apply the drafts above the coach's threshold",
+    )
     confidence = sum(d["ai_confidence"] for d in drafts) / len(drafts) if drafts else 0.0
     return Outcome(
         "drafts_generated",

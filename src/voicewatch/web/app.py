@@ -16,6 +16,7 @@ from voicewatch.store import open_store
 from voicewatch.web import (
     api_alerts,
     api_artifacts,
+    api_coach,
     api_docs,
     api_events,
     api_guards,
@@ -24,6 +25,7 @@ from voicewatch.web import (
     api_otlp,
     api_stream,
     pages_auth,
+    pages_coach,
     pages_data,
     pages_guards,
     pages_live,
@@ -71,12 +73,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         api_events.router,
         api_otlp.router,
         api_artifacts.router,
+        api_coach.router,  # the coach loop
         api_metrics.router,
         api_alerts.router,
         api_guards.router,
         api_docs.router,
         api_stream.router,
         pages_auth.router,
+        pages_coach.router,  # the coach loop
         pages_live.router,
         pages_data.router,
         pages_guards.router,

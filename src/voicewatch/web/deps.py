@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from voicewatch import auth
 from voicewatch.auth import AuthError, Principal, principal_for_token
 from voicewatch.config import Settings
+from voicewatch.model import TokenScope
 from voicewatch.web.errors import ApiError
 from voicewatch.web.security import UNSAFE_METHODS, csrf_ok, session_principal
 
@@ -68,8 +69,10 @@ async def _check_csrf(request: Request, principal: Principal) -> None:
 
 
 async def require_ingest(request: Request) -> Principal:
-    """Ingest or staff: may send events and notes."""
+    """Ingest or staff: may send events and notes (a coach's token or session may not)."""
     principal = authenticated(request)
+    if principal.scope is TokenScope.COACH:
+        raise ApiError(403, "ingest or platform staff only")
     await _check_csrf(request, principal)
     return principal
 

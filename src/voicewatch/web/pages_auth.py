@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from voicewatch.auth import AuthError, check_password
+from voicewatch.model import TokenScope
 from voicewatch.web.deps import get_engine
 from voicewatch.web.login_limit import LoginLimiter
 from voicewatch.web.security import csrf_ok, sign_in, sign_out
@@ -93,7 +94,9 @@ async def login(
             401,
         )
     limiter.succeed(keys)
-    if not principal.is_staff:
+    if principal.scope is TokenScope.COACH:  # the coach loop: a coach signs in to the inbox
+        next = next if _safe_next(next).startswith("/inbox") else "/inbox"
+    elif not principal.is_staff:
         return render(
             request,
             "login.html",

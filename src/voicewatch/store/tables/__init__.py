@@ -11,6 +11,12 @@ checks that the migrated schema and this metadata agree.
 
 from __future__ import annotations
 
+from voicewatch.store.tables.coach_loop import (
+    coach_decisions,
+    coach_threshold_changes,
+    coach_thresholds,
+    voice_note_insights,
+)
 from voicewatch.store.tables.core import (
     ai_service_health,
     ai_usage_log,
@@ -49,7 +55,10 @@ __all__ = [
     "ai_usage_log",
     "api_tokens",
     "audit_log",
+    "coach_decisions",
     "coach_player_aliases",
+    "coach_threshold_changes",
+    "coach_thresholds",
     "insight_drafts",
     "job_runs",
     "metadata",
@@ -65,6 +74,7 @@ __all__ = [
     "voice_note_artifacts",
     "voice_note_claims",
     "voice_note_entity_resolutions",
+    "voice_note_insights",
     "voice_note_transcripts",
     "voice_pipeline_alerts",
     "voice_pipeline_artifact_states",

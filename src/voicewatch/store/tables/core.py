@@ -330,6 +330,8 @@ voice_pipeline_metrics_snapshots = Table(
     # mergeable end-to-end latency histogram (JSON), for percentiles over ranges
     Column("latency_histogram", Text, nullable=False, server_default="{}"),
     Column("created_at", BigInteger, nullable=False),
+    # the coach loop's figures (metrics.decisions), JSON; migration 0004
+    Column("decision_metrics", Text, nullable=False, server_default="{}"),
     UniqueConstraint("period_type", "scope", "period_start", name="uq_snapshots_period_scope"),
     Index("ix_snapshots_type_start", "period_type", "period_start"),
 )
@@ -375,11 +377,12 @@ api_tokens = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(200), nullable=False),
-    Column("scope", String(16), nullable=False),  # ingest | staff
+    Column("scope", String(16), nullable=False),  # ingest | staff | coach
     Column("token_hash", String(64), nullable=False, unique=True),  # sha256 hex
     Column("created_at", BigInteger, nullable=False),
     Column("last_used_at", BigInteger),
     Column("revoked_at", BigInteger),
+    Column("coach_user_id", ID),  # coach tokens only: the one coach it acts as (0004)
 )
 
 #: Used by the periodic jobs: one row per job run key, so that with several

@@ -1,0 +1,119 @@
+"""A coach's inbox: pending drafts and names waiting for a person, oldest first.
+
+One query each (drafts joined to their note, claim and player; names joined to
+their note and claim), so a page of items costs the same however long it is.
+``coach_user_id=None`` is every coach's (the staff's disambiguation queue), and
+each item carries its coach's id and label so staff see whom they act for.
+A name "waits" when it is ambiguous, or matched nobody and no person said so
+yet (``not_on_roster``: a new player or a nickname, or not a player at all).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Engine, and_, or_, select
+
+from voicewatch.model import DraftStatus, ResolutionStatus
+from voicewatch.names import coach_labels, organization_names
+from voicewatch.store import read_connection
+from voicewatch.store.tables import (
+    insight_drafts,
+    players,
+    voice_note_artifacts,
+    voice_note_claims,
+    voice_note_entity_resolutions,
+)
+
+art = voice_note_artifacts
+res_t = voice_note_entity_resolutions
+MAX_ITEMS = 500
+
+
+def waiting_condition() -> Any:
+    """The SQL condition of a name a person can act on (see the module docstring)."""
+    return or_(
+        res_t.c.status == ResolutionStatus.NEEDS_DISAMBIGUATION.value,
+        and_(
+            res_t.c.status == ResolutionStatus.UNRESOLVED.value,
+            res_t.c.resolved_by.is_(None),
+        ),
+    )
+
+
+def pending_drafts(
+    engine: Engine,
+    coach_user_id: str | None,
+    *,
+    organization_id: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Pending drafts of one coach (or all), oldest first, with the player's name."""
+    query = (
+        select(
+            insight_drafts,
+            art.c.coach_user_id,
+            art.c.created_at.label("note_created_at"),
+            voice_note_claims.c.topic,
+            voice_note_claims.c.source_text,
+            players.c.name.label("player_name"),
+        )
+        .join(art, art.c.artifact_id == insight_drafts.c.artifact_id)
+        .join(voice_note_claims, voice_note_claims.c.claim_id == insight_drafts.c.claim_id)
+        .outerjoin(players, players.c.player_id == insight_drafts.c.player_id)
+        .where(insight_drafts.c.status == DraftStatus.PENDING.value)
+        .order_by(insight_drafts.c.created_at, insight_drafts.c.draft_id)
+        .limit(max(1, min(limit, MAX_ITEMS)))
+    )
+    if coach_user_id is not None:
+        query = query.where(art.c.coach_user_id == coach_user_id)
+    if organization_id:
+        query = query.where(insight_drafts.c.organization_id == organization_id)
+    with read_connection(engine) as conn:
+        rows = [dict(r._mapping) for r in conn.execute(query)]
+        _label(conn, rows)
+    return rows
+
+
+def waiting_names(
+    engine: Engine,
+    coach_user_id: str | None,
+    *,
+    organization_id: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Names waiting for a person, oldest first, with the candidates and the claim's text."""
+    query = (
+        select(
+            res_t,
+            art.c.coach_user_id,
+            voice_note_claims.c.topic,
+            voice_note_claims.c.source_text,
+        )
+        .join(art, art.c.artifact_id == res_t.c.artifact_id)
+        .join(voice_note_claims, voice_note_claims.c.claim_id == res_t.c.claim_id)
+        .where(waiting_condition())
+        .order_by(res_t.c.created_at, res_t.c.resolution_id)
+        .limit(max(1, min(limit, MAX_ITEMS)))
+    )
+    if coach_user_id is not None:
+        query = query.where(art.c.coach_user_id == coach_user_id)
+    if organization_id:
+        query = query.where(res_t.c.organization_id == organization_id)
+    with read_connection(engine) as conn:
+        rows = [dict(r._mapping) for r in conn.execute(query)]
+        _label(conn, rows)
+    for row in rows:
+        row["candidates"] = json.loads(row["candidates"] or "[]")
+        row["not_on_roster"] = row["status"] == ResolutionStatus.UNRESOLVED.value
+    return rows
+
+
+def _label(conn: Any, rows: list[dict[str, Any]]) -> None:
+    """Each row's coach label and organization name (one query per kind for the page)."""
+    coaches = coach_labels(conn, (r["coach_user_id"] for r in rows))
+    orgs = organization_names(conn, (r["organization_id"] for r in rows))
+    for row in rows:
+        row["coach"] = coaches.get(row["coach_user_id"])
+        row["organization_name"] = orgs.get(row["organization_id"], row["organization_id"])

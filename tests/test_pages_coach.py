@@ -1,0 +1,190 @@
+"""The coach's inbox page in Chromium: sign in, resolve a name, confirm its draft.
+
+The acceptance story end to end: a note mentions an ambiguous name; the coach
+resolves it in the inbox; the claim's draft appears; the coach confirms it; the
+insight exists; the events stand in the artifact's timeline in order; the
+coach's next note with that name resolves by itself (use count 2) and another
+coach's does not. Then the access rules of the page over plain HTTP.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from conftest import BrowserSession, LiveServer
+from pipeline_helpers import make_pipeline
+from test_decisions import EXTRA_ROSTER, SEAN_KELLY
+from voicewatch import events
+from voicewatch.coaching.people import add_coach, set_coach_login
+from voicewatch.pipeline import repository as repo
+from voicewatch.pipeline.intake import submit_note
+from voicewatch.store import read_connection
+from voicewatch.store.tables import coach_player_aliases, voice_note_insights
+
+COACH_EMAIL = "jim@clonmore.test"
+COACH_PASSWORD = "hurling is life 2026"
+
+
+@pytest.fixture
+def story(sqlite_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    ctx, driver = make_pipeline(sqlite_url)
+    repo.import_roster(ctx.engine, "org_clg", EXTRA_ROSTER)
+    add_coach(ctx.engine, "coach_1", "org_clg", "Jim Murphy")
+    add_coach(ctx.engine, "coach_2", "org_clg", "Siobhán Walsh")
+    set_coach_login(ctx.engine, "coach_1", COACH_EMAIL, COACH_PASSWORD)
+    server = LiveServer(sqlite_url, queue_url=f"sqlite:///{tmp_path / 'queue.db'}")
+    yield {"ctx": ctx, "driver": driver, "server": server}
+    server.stop()
+    ctx.monitor.close()
+
+
+def _note(story: dict[str, Any], text: str, coach: str = "coach_1") -> str:
+    artifact = submit_note(story["ctx"], organization_id="org_clg", coach_user_id=coach, text=text)
+    story["driver"].drain()
+    return str(artifact["artifact_id"])
+
+
+def test_the_story_in_the_inbox(browser: object, story: dict[str, Any], tmp_path: Path) -> None:
+    server: LiveServer = story["server"]
+    first = _note(story, "Sean was brilliant on the frees tonight.")
+    session = BrowserSession(browser, server)
+    try:
+        session.login(COACH_EMAIL, COACH_PASSWORD)
+        page: Any = session.page
+        assert page.url.endswith("/inbox")
+        item = page.locator("[data-resolution-id]")
+        assert item.count() == 1
+        assert item.locator(".raw-name").inner_text() == "Sean"
+        assert item.locator(".claim-text").inner_text() == "Sean was brilliant on the frees tonight"
+        assert page.locator("#pending-drafts [data-draft-id]").count() == 0
+        page.screenshot(path=str(tmp_path / "inbox.png"))  # docs/screenshots/inbox.png
+        item.locator("select[name=entity_id]").select_option(SEAN_KELLY)
+        item.locator("button[type=submit]").click()
+        page.wait_for_load_state()
+        assert page.locator("[data-resolution-id]").count() == 0
+        draft = page.locator("#pending-drafts [data-draft-id]")
+        assert draft.count() == 1
+        assert "Sean Kelly" in draft.locator(".draft-title").inner_text()
+        draft.locator("textarea[name=text]").fill("Sean Kelly: frees <script>x</script>")
+        draft.get_by_role("button", name="Confirm").click()
+        page.wait_for_load_state()
+        assert page.locator("#pending-drafts [data-draft-id]").count() == 0
+        assert session.console_errors == []
+    finally:
+        session.close()
+    with read_connection(server.engine) as conn:
+        insight = conn.execute(select(voice_note_insights)).one()
+    assert insight.player_id == SEAN_KELLY
+    assert insight.body == "Sean Kelly: frees <script>x</script>"
+    server.app.state.pipeline.monitor.flush(timeout=10)
+    types = [e["event_type"] for e in events.artifact_timeline(server.engine, first)]
+    wanted = ["entity_needs_disambiguation", "draft_generation_started", "drafts_generated"]
+    after = types[types.index(wanted[0]) :]
+    assert after.index("draft_confirmed") > len(after) - 1 - after[::-1].index("drafts_generated")
+    assert types[-1] == "draft_confirmed"
+
+    second = _note(story, "Sean was sharp at training.")
+    assert repo.resolutions_of(server.engine, second)[0]["resolved_entity_id"] == SEAN_KELLY
+    with read_connection(server.engine) as conn:
+        uses = conn.execute(
+            select(coach_player_aliases.c.use_count).where(
+                coach_player_aliases.c.coach_user_id == "coach_1",
+                coach_player_aliases.c.raw_text == "sean",
+            )
+        ).scalar_one()
+    assert uses == 2
+    other = _note(story, "Sean was sharp at training.", coach="coach_2")
+    assert repo.resolutions_of(server.engine, other)[0]["status"] == "needs_disambiguation"
+
+
+def _coach_client(server: LiveServer) -> tuple[httpx.Client, str]:
+    client = httpx.Client(base_url=server.url, timeout=20)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert token is not None
+    form = {"email": COACH_EMAIL, "password": COACH_PASSWORD, "csrf_token": token[1]}
+    signed = client.post("/login", data=form)
+    assert signed.status_code == 303 and signed.headers["location"] == "/inbox"
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/inbox").text)
+    assert csrf is not None
+    return client, csrf[1]
+
+
+def test_the_inbox_for_every_role(story: dict[str, Any]) -> None:
+    server: LiveServer = story["server"]
+    mine = _note(story, "Aoife Kelly was brilliant on the frees.")
+    theirs = _note(story, "Jack Walsh was tired.", coach="coach_2")
+    my_draft = repo.drafts_of(server.engine, mine)[0]["draft_id"]
+    their_draft = repo.drafts_of(server.engine, theirs)[0]["draft_id"]
+    with httpx.Client(base_url=server.url, timeout=20) as anonymous:
+        assert anonymous.get("/inbox").headers["location"] == "/login?next=/inbox"
+    html = {"Accept": "text/html"}
+    ingest = httpx.get(
+        f"{server.url}/inbox", headers={**html, **server.headers(server.ingest_token)}
+    )
+    assert ingest.status_code == 403
+    staff = httpx.get(f"{server.url}/inbox", headers={**html, **server.headers()})
+    assert staff.status_code == 200
+    assert my_draft in staff.text and their_draft in staff.text
+    client, csrf = _coach_client(server)
+    try:
+        page = client.get("/inbox")
+        assert my_draft in page.text and their_draft not in page.text
+        assert client.get("/artifacts", headers=html).status_code == 403
+        assert client.get("/api/v1/events").status_code == 403
+        no_csrf = client.post(f"/inbox/drafts/{my_draft}/confirm", data={"text": "x"})
+        assert no_csrf.status_code == 403
+        other = client.post(f"/inbox/drafts/{their_draft}/reject", data={"csrf_token": csrf})
+        assert other.status_code == 404 and f"no draft {their_draft}" in other.text
+        ok = client.post(f"/inbox/drafts/{my_draft}/reject", data={"csrf_token": csrf})
+        assert ok.status_code == 303
+        twice = client.post(f"/inbox/drafts/{my_draft}/reject", data={"csrf_token": csrf})
+        assert twice.status_code == 409 and "already decided" in twice.text
+        api = client.get("/api/v1/coach/drafts").json()["items"]  # the session reaches the API
+        assert api == []
+    finally:
+        client.close()
+
+
+def test_staff_see_the_queue_and_each_drafts_decision(
+    browser: object, story: dict[str, Any], tmp_path: Path
+) -> None:
+    from voicewatch.pipeline.decisions import Actor, confirm_draft
+
+    server: LiveServer = story["server"]
+    _note(story, "Sean was brilliant on the frees tonight.")
+    _note(story, "Zebedee Quartermaine hurt his knee.", coach="coach_2")
+    decided = _note(story, "Aoife Kelly was brilliant on the frees.")
+    draft = repo.drafts_of(server.engine, decided)[0]
+    confirm_draft(
+        story["ctx"], draft["draft_id"], Actor.staff("ops@club.test"), text="<i>Well</i> done"
+    )
+    session = BrowserSession(browser, server)
+    try:
+        session.login()
+        page: Any = session.page
+        session.goto("/")
+        page.click("#disambiguation-link")
+        page.wait_for_load_state()
+        assert page.url.endswith("/disambiguation")
+        rows = page.locator("#disambiguation-queue tr[data-resolution-id]")
+        assert rows.count() == 2
+        first = rows.nth(0).inner_text()
+        assert "Clonmore GAA" in first and "J. Murphy" in first and "Sean Kelly" in first
+        assert "not on the roster?" in rows.nth(1).inner_text()
+        page.screenshot(path=str(tmp_path / "disambiguation.png"))
+        session.goto(f"/artifacts/{decided}")
+        decision = page.locator(".draft-decision").first.inner_text()
+        assert "confirmed by ops@club.test for coach_1" in decision
+        insight = page.locator(".draft-insight").first
+        assert insight.inner_text().endswith("<i>Well</i> done")  # shown as text
+        assert insight.locator("i").count() == 0
+        assert session.console_errors == []
+    finally:
+        session.close()
