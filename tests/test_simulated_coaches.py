@@ -9,11 +9,11 @@ from sqlalchemy import select
 from pipeline_helpers import QueueDriver
 from voicewatch.clock import HOUR_MS, MINUTE_MS
 from voicewatch.coaching.inbox import pending_drafts, waiting_names
-from voicewatch.coaching.simulated import decide_as_demo_coaches
 from voicewatch.config import Settings
 from voicewatch.pipeline.intake import submit_note
 from voicewatch.pipeline.runtime import build_context
 from voicewatch.simulate import seed_demo_clubs
+from voicewatch.simulate_coaches import decide_as_demo_coaches
 from voicewatch.simulate_notes import DEMO_CLUBS, make_note
 from voicewatch.store import read_connection
 from voicewatch.store.tables import coach_decisions

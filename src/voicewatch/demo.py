@@ -57,7 +57,7 @@ def _live_traffic(ctx: object, settings: Settings, rate: float, stop: threading.
     """Real notes through the real pipeline, ``rate`` per second, 5% failing once,
     and the guard-rail script (``simulate_guards.GuardScript``) in the first minutes;
     every 30 s the demo coaches answer what is due in their inbox (the coach loop)."""
-    from voicewatch.coaching.simulated import decide_as_demo_coaches
+    from voicewatch.simulate_coaches import decide_as_demo_coaches
 
     rng = random.Random()
     script = GuardScript()

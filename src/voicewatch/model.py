@@ -241,3 +241,8 @@ STATUS_MAX_LEN = 64
 ERROR_MESSAGE_MAX_LEN = 4000
 ERROR_CODE_MAX_LEN = 128
 MAX_BATCH_EVENTS = 1000
+
+
+#: ``resolved_by`` of an entity resolution that a learned alias decided (a person's
+#: choice taught it; see ``pipeline/alias_use.py``).
+RESOLVED_BY_ALIAS = "alias"

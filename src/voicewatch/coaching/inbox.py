@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy import Engine, select
 
+from voicewatch.metrics.live import waiting_condition
 from voicewatch.model import DraftStatus, ResolutionStatus
 from voicewatch.names import coach_labels, organization_names
 from voicewatch.store import read_connection
@@ -29,17 +30,6 @@ from voicewatch.store.tables import (
 art = voice_note_artifacts
 res_t = voice_note_entity_resolutions
 MAX_ITEMS = 500
-
-
-def waiting_condition() -> Any:
-    """The SQL condition of a name a person can act on (see the module docstring)."""
-    return or_(
-        res_t.c.status == ResolutionStatus.NEEDS_DISAMBIGUATION.value,
-        and_(
-            res_t.c.status == ResolutionStatus.UNRESOLVED.value,
-            res_t.c.resolved_by.is_(None),
-        ),
-    )
 
 
 def pending_drafts(

@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from voicewatch.metrics.definitions import p95, safe_divide
-from voicewatch.pipeline.alias_use import BY_ALIAS
+from voicewatch.model import RESOLVED_BY_ALIAS as BY_ALIAS
 from voicewatch.store.tables import PLATFORM, coach_decisions, voice_note_entity_resolutions
 
 #: The keys this module adds to a snapshot (its ``decision_metrics`` column).

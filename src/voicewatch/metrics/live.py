@@ -18,13 +18,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, and_, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from voicewatch import clock
 from voicewatch.events import AI_COST, E2E_LATENCY
 from voicewatch.metrics.definitions import safe_divide
-from voicewatch.model import EVENT_TYPE_NAMES, Stage, TrackedState
+from voicewatch.model import EVENT_TYPE_NAMES, ResolutionStatus, Stage, TrackedState
 from voicewatch.store import read_connection
 from voicewatch.store.tables import PLATFORM, ai_service_health, org_cost_budgets
 from voicewatch.store.tables import voice_note_entity_resolutions as resolutions_t
@@ -177,14 +177,24 @@ def waiting_artifacts(
     return int(count or 0), (int(earliest) if earliest is not None else None)
 
 
+def waiting_condition() -> Any:
+    """The SQL condition of a name a person can act on: ambiguous, or matched nobody
+    and no person has said so yet (the backlog here, and the coach inbox's names)."""
+    return or_(
+        resolutions_t.c.status == ResolutionStatus.NEEDS_DISAMBIGUATION.value,
+        and_(
+            resolutions_t.c.status == ResolutionStatus.UNRESOLVED.value,
+            resolutions_t.c.resolved_by.is_(None),
+        ),
+    )
+
+
 def disambiguation_backlog(engine: Engine) -> int:
-    """Names waiting for a person, all orgs (``coaching.inbox.waiting_condition``).
+    """Names waiting for a person, all orgs (``waiting_condition``).
 
     ``needs_disambiguation``, and ``unresolved`` names no person has looked at
     yet: the coach loop shows them ("not on the roster?"), so a person can act.
     """
-    from voicewatch.coaching.inbox import waiting_condition
-
     query = select(func.count()).select_from(resolutions_t).where(waiting_condition())
     with read_connection(engine) as conn:
         return int(conn.execute(query).scalar_one())

@@ -12,12 +12,13 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, update
 
+from voicewatch.model import RESOLVED_BY_ALIAS
 from voicewatch.store.tables import coach_player_aliases
 
 al = coach_player_aliases
 
-#: ``resolved_by`` of a resolution that a learned alias decided.
-BY_ALIAS = "alias"
+#: ``resolved_by`` of a resolution that a learned alias decided (the vocabulary's).
+BY_ALIAS = RESOLVED_BY_ALIAS
 
 
 def _keys(raw: str) -> list[str]:

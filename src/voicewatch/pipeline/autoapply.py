@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, select, update
 
 from voicewatch.clock import now_ms
 from voicewatch.model import DraftStatus
+from voicewatch.pipeline.context import PipelineContext
 from voicewatch.pipeline.decisions import (
     SYSTEM,
     Actor,
@@ -27,7 +28,6 @@ from voicewatch.pipeline.decisions import (
     load_draft,
     record_decision,
 )
-from voicewatch.pipeline.stages import PipelineContext
 from voicewatch.store import write_transaction
 from voicewatch.store.tables import (
     coach_thresholds,
