@@ -30,7 +30,8 @@ WAL_CHECKPOINT_BYTES = 40 * 1024 * 1024
 POLL_S = 0.5
 
 _lock = threading.Lock()
-_running: dict[tuple[int, str], threading.Thread] = {}
+#: this process's checkpointers: (pid, database) -> (thread, its stop signal)
+_running: dict[tuple[int, str], tuple[threading.Thread, threading.Event]] = {}
 
 
 def wal_bytes(database: Path) -> int:
@@ -51,11 +52,12 @@ def checkpoint(database: Path) -> tuple[int, int, int]:
         conn.close()
 
 
-def _watch(database: Path, threshold: int, poll_s: float) -> None:
+def _watch(database: Path, threshold: int, poll_s: float, stop: threading.Event) -> None:
     seen = False
     while database.exists() or not seen:
         seen = seen or database.exists()
-        time.sleep(poll_s)
+        if stop.wait(poll_s):
+            return
         if wal_bytes(database) < threshold:
             continue
         started = time.perf_counter()
@@ -83,16 +85,30 @@ def ensure_checkpointer(
     """
     key = (os.getpid(), database)  # threads do not survive a fork: one per process
     running = _running.get(key)
-    if running is not None and running.is_alive():
+    if running is not None and running[0].is_alive():
         return
     with _lock:
-        if key in _running and _running[key].is_alive():
+        if key in _running and _running[key][0].is_alive():
             return
+        stop = threading.Event()
         thread = threading.Thread(
             target=_watch,
-            args=(Path(database), threshold, poll_s),
+            args=(Path(database), threshold, poll_s, stop),
             name=f"voicewatch-checkpoint:{Path(database).name}",
             daemon=True,
         )
-        _running[key] = thread
+        _running[key] = (thread, stop)
         thread.start()
+
+
+def stop_checkpointer(database: str) -> None:
+    """End this process's checkpointer for ``database`` (its engine was disposed).
+
+    Without it every store a process ever wrote to keeps a thread waking twice a
+    second until the file is deleted: hundreds in a test run, competing for the
+    GIL. A later write to the same file starts a new one (``ensure_checkpointer``).
+    """
+    with _lock:
+        running = _running.pop((os.getpid(), database), None)
+    if running is not None:
+        running[1].set()

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from voicewatch.store import write_stats
-from voicewatch.store.checkpoint import ensure_checkpointer
+from voicewatch.store.checkpoint import ensure_checkpointer, stop_checkpointer
 
 #: Page size of new SQLite stores (see ``_configure_sqlite``).
 SQLITE_PAGE_SIZE = 4096
@@ -56,6 +56,10 @@ def make_engine(url: str, *, busy_timeout_ms: int = 5000, pool: bool = True) -> 
             kwargs["poolclass"] = NullPool
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine, busy_timeout_ms)
+        if parsed.database and parsed.database != ":memory:":
+            database = parsed.database
+            # the file's checkpointer (started by the first write) ends with the engine
+            event.listen(engine, "engine_disposed", lambda _engine: stop_checkpointer(database))
         return engine
     kwargs["pool_pre_ping"] = True
     kwargs["pool_size"] = 10
