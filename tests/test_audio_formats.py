@@ -7,16 +7,15 @@ espeak-ng fails these tests; elsewhere they are skipped with the reason.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from services import unavailable
 from voicewatch.pipeline import audio
 from voicewatch.pipeline.audio import AudioError, read_audio
 
-IN_CI = bool(os.environ.get("CI"))
 TEXT = "Sean Murphy has a hamstring injury and will miss the match on Saturday"
 FORMATS = ("wav", "ogg", "m4a", "mp3")
 
@@ -24,9 +23,7 @@ FORMATS = ("wav", "ogg", "m4a", "mp3")
 def require(available: bool, what: str) -> None:
     if available:
         return
-    if IN_CI:
-        pytest.fail(f"{what} is not installed (make test installs it)")
-    pytest.skip(f"{what} is not installed")
+    unavailable(f"{what} is not installed (make test installs it)")
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ import pytest
 
 from conftest import LiveServer
 from pipeline_helpers import make_pipeline
+from services import unavailable
 from voicewatch.config import Settings
 from voicewatch.pipeline import audio
 from voicewatch.pipeline import repository as repo
@@ -28,7 +29,6 @@ from voicewatch.pipeline.transcriber_choice import choose_transcriber, transcrib
 from voicewatch.pipeline.transcription import normalize_words
 from voicewatch.pipeline.whisper import LocalWhisperTranscriber, whisper_available
 
-IN_CI = bool(os.environ.get("CI"))
 TEXT = "Sean Murphy has a hamstring injury and will miss the match on Saturday"
 #: Words a transcript must carry (a loose match: tiny.en may mishear the rest).
 EXPECTED = {"hamstring", "injury", "miss", "match", "saturday"}
@@ -49,9 +49,7 @@ def require_whisper() -> Path:
     ]
     if missing:
         reason = ", ".join(missing) + " not installed"
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable(reason)
     assert folder is not None
     return folder
 
