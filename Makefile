@@ -46,7 +46,7 @@ test: $(STAMP) $(ASSETS) services browser
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/mypy src
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile   # one worker per core; each has its own PG database and Redis db (tests/workers.py)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench scripts

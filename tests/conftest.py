@@ -19,17 +19,22 @@ from sqlalchemy import Engine, text
 from guards import Recorder
 from private_services import private_postgres, private_redis  # noqa: F401  (fixtures)
 from services import unavailable
+from workers import WORKER, ensure_postgres_database, per_worker_postgres_url, per_worker_redis_url
 from voicewatch.store import make_engine, migrate
 from voicewatch.store.tables import metadata
 
-POSTGRES_URL = os.environ.get(
+BASE_POSTGRES_URL = os.environ.get(
     "VOICEWATCH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
-REDIS_URL = os.environ.get("VOICEWATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+POSTGRES_URL = per_worker_postgres_url(BASE_POSTGRES_URL, WORKER)
+REDIS_URL = per_worker_redis_url(
+    os.environ.get("VOICEWATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"), WORKER
+)
 
 
 def _postgres_available() -> str | None:
     try:
+        ensure_postgres_database(BASE_POSTGRES_URL, POSTGRES_URL)
         engine = make_engine(POSTGRES_URL, pool=False)
         with engine.connect() as conn:
             conn.execute(text("select 1"))
