@@ -226,7 +226,7 @@ def _audio_transcriber(settings: Settings) -> Any:
         return LocalWhisperTranscriber(choice.model_dir, threads=settings.whisper_threads)
     if choice.reason and settings.transcriber != "auto":
         logger.warning("transcriber: %s; using pocketsphinx", choice.reason)
-    from voicewatch.pipeline.transcription import LocalTranscriber
+    from voicewatch.pipeline.pocketsphinx import LocalTranscriber
 
     return LocalTranscriber()
 
