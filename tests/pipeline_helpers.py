@@ -11,8 +11,9 @@ from collections import deque
 from typing import Any
 
 from voicewatch.config import Settings
-from voicewatch.pipeline import repository as repo
-from voicewatch.pipeline.stages import PipelineContext, run_stage
+from voicewatch.pipeline import clubs
+from voicewatch.pipeline.context import PipelineContext
+from voicewatch.pipeline.stages import run_stage
 from voicewatch.worker import build_context
 
 ROSTER_CSV = """name,team,aliases
@@ -47,6 +48,6 @@ def make_pipeline(db_url: str, **settings: Any) -> tuple[PipelineContext, QueueD
     driver = QueueDriver()
     ctx = build_context(Settings(database_url=db_url, **settings), enqueue=driver.enqueue)
     driver.ctx = ctx
-    repo.upsert_organization(ctx.engine, "org_clg", "Clonmore GAA")
-    repo.import_roster(ctx.engine, "org_clg", ROSTER_CSV)
+    clubs.upsert_organization(ctx.engine, "org_clg", "Clonmore GAA")
+    clubs.import_roster(ctx.engine, "org_clg", ROSTER_CSV)
     return ctx, driver

@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from pipeline_helpers import make_pipeline
-from voicewatch import events
+from voicewatch import event_queries
+from voicewatch.pipeline import clubs
 from voicewatch.pipeline import repository as repo
 from voicewatch.pipeline.intake import submit_note
 from voicewatch.pipeline.stages import run_stage
@@ -39,7 +40,7 @@ EXPECTED_ORDER = [
 
 def _timeline(ctx: Any, artifact_id: str) -> list[dict[str, Any]]:
     ctx.monitor.flush(timeout=10)
-    return events.artifact_timeline(ctx.engine, artifact_id)
+    return event_queries.artifact_timeline(ctx.engine, artifact_id)
 
 
 def test_a_text_note_goes_through_every_stage(db_url: str) -> None:
@@ -61,7 +62,7 @@ def test_a_text_note_goes_through_every_stage(db_url: str) -> None:
     assert "injury" in topics
     resolutions = repo.resolutions_of(ctx.engine, artifact["artifact_id"])
     resolved = {r["resolved_entity_id"] for r in resolutions if r["status"] == "auto_resolved"}
-    assert repo.player_id_for("org_clg", "Sean Murphy", "U14 Hurling") in resolved
+    assert clubs.player_id_for("org_clg", "Sean Murphy", "U14 Hurling") in resolved
     drafts = repo.drafts_of(ctx.engine, artifact["artifact_id"])
     assert len(drafts) == len(
         [

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pipeline_helpers import make_pipeline
 from services import require_espeak
-from voicewatch import events
+from voicewatch import event_queries
 from voicewatch.clock import now_ms
 from voicewatch.pipeline import audio, budgets
 from voicewatch.pipeline import repository as repo
@@ -26,7 +26,7 @@ def _audio_note(ctx, path: Path) -> str:
 
 def _types(ctx, artifact_ids: list[str] | None = None) -> list[str]:
     ctx.monitor.flush(timeout=10)
-    items, _ = events.recent_events(ctx.engine, limit=500)
+    items, _ = event_queries.recent_events(ctx.engine, limit=500)
     return [e["event_type"] for e in reversed(items)]
 
 
@@ -104,7 +104,7 @@ def test_an_audio_note_goes_through_every_stage(sqlite_url: str, tmp_path: Path)
     assert transcript is not None and transcript["model_used"] != "text"
     assert transcript["word_count"] > 3 and transcript["segments"]
     ctx.monitor.flush(timeout=10)
-    kinds = [e["event_type"] for e in events.artifact_timeline(ctx.engine, artifact_id)]
+    kinds = [e["event_type"] for e in event_queries.artifact_timeline(ctx.engine, artifact_id)]
     for needed in (
         "transcription_completed",
         "claims_extracted",
@@ -114,7 +114,7 @@ def test_an_audio_note_goes_through_every_stage(sqlite_url: str, tmp_path: Path)
         assert needed in kinds
     completed = next(
         e
-        for e in events.artifact_timeline(ctx.engine, artifact_id)
+        for e in event_queries.artifact_timeline(ctx.engine, artifact_id)
         if e["event_type"] == "transcription_completed"
     )
     assert completed["metadata"]["transcript_duration"] > 0
@@ -171,4 +171,4 @@ def test_the_openai_providers_run_the_pipeline_and_cost_it(sqlite_url: str, tmp_
 
 def _timeline_of(ctx, artifact_id: str) -> list[dict]:
     ctx.monitor.flush(timeout=10)
-    return events.artifact_timeline(ctx.engine, artifact_id)
+    return event_queries.artifact_timeline(ctx.engine, artifact_id)

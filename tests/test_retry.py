@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from pipeline_helpers import make_pipeline
-from voicewatch import events
+from voicewatch import event_queries
 from voicewatch.pipeline import repository as repo
 from voicewatch.retry import RetryError, retry_history, start_retry
 
@@ -50,7 +50,7 @@ def test_a_failed_transcription_is_retried_from_the_api_and_completes(live_serve
         (1, "transcription", "succeeded")
     ]
     ctx.monitor.flush(timeout=10)
-    kinds = [e["event_type"] for e in events.artifact_timeline(ctx.engine, artifact_id)]
+    kinds = [e["event_type"] for e in event_queries.artifact_timeline(ctx.engine, artifact_id)]
     assert kinds.count("artifact_failed") == 1
     assert kinds.index("retry_initiated") < kinds.index("retry_succeeded")
     assert kinds[-1] == "retry_succeeded"

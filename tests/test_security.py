@@ -26,10 +26,11 @@ from sqlalchemy import Engine, select
 from conftest import STAFF_EMAIL, STAFF_PASSWORD, LiveServer
 from pipeline_helpers import make_pipeline
 from voicewatch import alerts
-from voicewatch.alerts import AlertThresholds
 from voicewatch.alerts.notify import AlertStream, Notifier
 from voicewatch.auth import create_staff, create_token, revoke_token
 from voicewatch.clock import now_ms
+from voicewatch.config import AlertThresholds
+from voicewatch.pipeline import clubs
 from voicewatch.pipeline import repository as repo
 from voicewatch.store import write_transaction
 from voicewatch.store.tables import (
@@ -305,7 +306,7 @@ def test_every_route_is_for_staff_only(server: LiveServer) -> None:
 
 
 def test_ingest_routes_accept_ingest_tokens(server: LiveServer) -> None:
-    repo.upsert_organization(server.engine, "org_x", "X")
+    clubs.upsert_organization(server.engine, "org_x", "X")
     headers = server.headers(server.ingest_token)
     event = {"event_id": "evt_ingest_1", "event_type": "artifact_received", "timestamp": now_ms()}
     sent = httpx.post(f"{server.url}/api/v1/events", json=event, headers=headers)
@@ -438,7 +439,7 @@ def test_session_state_changes_need_the_csrf_token(server: LiveServer) -> None:
 
 
 def test_ingest_routes_need_the_csrf_token_with_a_session(lite: LiveServer) -> None:
-    repo.upsert_organization(lite.engine, "org_x", "X")
+    clubs.upsert_organization(lite.engine, "org_x", "X")
     client, csrf = _signed_in(lite)
     event = {"event_id": "evt_csrf", "event_type": "artifact_received", "timestamp": now_ms()}
     note = {"organization_id": "org_x", "coach_user_id": "coach_1", "text": "Knee knock."}

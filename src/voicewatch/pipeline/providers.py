@@ -237,7 +237,7 @@ def extractor_for(
     """``extract(artifact, text, roster_names) -> (claims, cost)`` for the configured extractor."""
     if settings.extractor != "openai":
         from voicewatch.pipeline.claims import extract_claims
-        from voicewatch.pipeline.repository import aliases_for
+        from voicewatch.pipeline.clubs import aliases_for
 
         rules = GuardedCall(
             engine, "claims", emit, stage="claims_extraction", settings=settings, clock=clock
