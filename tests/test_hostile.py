@@ -67,20 +67,12 @@ def _start(db_url: str, tmp_path: Path) -> LiveServer:
     )
 
 
-def _stop(server: LiveServer) -> None:
-    pipeline = getattr(server.app.state, "pipeline", None)
-    if pipeline is not None:  # built by POST /api/v1/artifacts on first use
-        pipeline.monitor.close(timeout=5)
-        pipeline.engine.dispose()
-    server.stop()
-
-
 @pytest.fixture
 def server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     """A live server on SQLite and on PostgreSQL; uploads and the queue stay in tmp_path."""
     srv = _start(db_url, tmp_path)
     yield srv
-    _stop(srv)
+    srv.stop()
 
 
 @pytest.fixture
@@ -88,7 +80,7 @@ def lite(sqlite_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     """The same on SQLite only (for what does not depend on the database)."""
     srv = _start(sqlite_url, tmp_path)
     yield srv
-    _stop(srv)
+    srv.stop()
 
 
 # --- helpers -------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from pipeline_helpers import make_pipeline
+from pipeline_helpers import make_pipeline, run_note
 from voicewatch import event_queries
 from voicewatch.pipeline import clubs
 from voicewatch.pipeline import repository as repo
@@ -104,20 +104,17 @@ def test_a_stage_that_runs_twice_duplicates_nothing(db_url: str) -> None:
 
 def test_an_injected_fault_fails_the_artifact_with_its_events(db_url: str) -> None:
     ctx, driver = make_pipeline(db_url)
-    artifact = repo.create_artifact(
-        ctx.engine,
-        organization_id="org_clg",
+    row = run_note(
+        ctx,
+        driver,
+        NOTE,
         coach_user_id="coach_2",
         source_channel="whatsapp",
-        text=NOTE,
         fail_plan="claims_extraction",
     )
-    driver.enqueue("transcription", artifact["artifact_id"], 0)
-    driver.drain()
-    row = repo.get_artifact(ctx.engine, artifact["artifact_id"])
-    assert row is not None and row["status"] == "failed"
+    assert row["status"] == "failed"
     assert row["error_code"] == "injected_fault"
-    types = [e["event_type"] for e in _timeline(ctx, artifact["artifact_id"])]
+    types = [e["event_type"] for e in _timeline(ctx, row["artifact_id"])]
     assert "claims_extraction_failed" in types and types[-1] == "artifact_failed"
     with ctx.engine.connect() as conn:
         failed = conn.execute(
