@@ -25,6 +25,7 @@ import uvicorn
 from voicewatch.auth import create_token
 from voicewatch.clock import now_ms
 from voicewatch.config import Settings
+from voicewatch.pipeline import clubs
 from voicewatch.pipeline import repository as repo
 from voicewatch.web.app import create_app
 from voicewatch.web.serving import server_options
@@ -82,7 +83,7 @@ def main() -> None:
         url_db = f"sqlite:///{Path(tmp) / 'bench.db'}"
         server, url, app = _serve(Settings(database_url=url_db, queue_url=f"sqlite:///{tmp}/q.db"))
         engine = app.state.engine  # type: ignore[attr-defined]
-        repo.upsert_organization(engine, "org_b", "Bench")
+        clubs.upsert_organization(engine, "org_b", "Bench")
         for i in range(args.artifacts):
             repo.create_artifact(
                 engine, organization_id="org_b", coach_user_id="c", source_channel="app",

@@ -157,6 +157,11 @@ class LiveServer:
         return {"Authorization": f"Bearer {token or self.staff_token}"}
 
     def stop(self) -> None:
+        """Stop serving; close the pipeline context the app built on first use, if any."""
+        pipeline = getattr(self.app.state, "pipeline", None)
+        if pipeline is not None:  # built by the first note (or decision) the server took
+            pipeline.monitor.close(timeout=5)
+            pipeline.engine.dispose()
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._sock.close()

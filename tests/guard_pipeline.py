@@ -13,8 +13,8 @@ from pipeline_helpers import QueueDriver, make_pipeline
 from voicewatch.clock import now_ms
 from voicewatch.config import Settings
 from voicewatch.pipeline import repository as repo
+from voicewatch.pipeline.context import PipelineContext
 from voicewatch.pipeline.providers import extractor_for, transcriber_for
-from voicewatch.pipeline.stages import PipelineContext
 
 
 class Clock:

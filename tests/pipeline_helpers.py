@@ -11,8 +11,10 @@ from collections import deque
 from typing import Any
 
 from voicewatch.config import Settings
+from voicewatch.pipeline import clubs
 from voicewatch.pipeline import repository as repo
-from voicewatch.pipeline.stages import PipelineContext, run_stage
+from voicewatch.pipeline.context import PipelineContext
+from voicewatch.pipeline.stages import run_stage
 from voicewatch.worker import build_context
 
 ROSTER_CSV = """name,team,aliases
@@ -47,6 +49,35 @@ def make_pipeline(db_url: str, **settings: Any) -> tuple[PipelineContext, QueueD
     driver = QueueDriver()
     ctx = build_context(Settings(database_url=db_url, **settings), enqueue=driver.enqueue)
     driver.ctx = ctx
-    repo.upsert_organization(ctx.engine, "org_clg", "Clonmore GAA")
-    repo.import_roster(ctx.engine, "org_clg", ROSTER_CSV)
+    clubs.upsert_organization(ctx.engine, "org_clg", "Clonmore GAA")
+    clubs.import_roster(ctx.engine, "org_clg", ROSTER_CSV)
     return ctx, driver
+
+
+def run_note(
+    ctx: PipelineContext,
+    driver: QueueDriver,
+    text: str,
+    *,
+    coach_user_id: str = "coach_1",
+    source_channel: str = "app",
+    fail_plan: str | None = None,
+) -> dict[str, Any]:
+    """A text note of ``org_clg`` stored, queued at transcription and drained: its row after.
+
+    Stored with ``create_artifact`` (no ``artifact_received``), as a test that reads
+    only the stages' own events wants it; ``fail_plan`` names a stage to fail once.
+    """
+    artifact = repo.create_artifact(
+        ctx.engine,
+        organization_id="org_clg",
+        coach_user_id=coach_user_id,
+        source_channel=source_channel,
+        text=text,
+        fail_plan=fail_plan,
+    )
+    driver.enqueue("transcription", artifact["artifact_id"], 0)
+    driver.drain()
+    row = repo.get_artifact(ctx.engine, artifact["artifact_id"])
+    assert row is not None
+    return row

@@ -18,11 +18,11 @@ import pytest
 from sqlalchemy import Engine, func, select, update
 
 from voicewatch import alerts, metrics
-from voicewatch.alerts import AlertKind, AlertNotFound, AlertThresholds, HealthReport, lifecycle
+from voicewatch.alerts import AlertKind, AlertNotFound, HealthReport, lifecycle
 from voicewatch.alerts.notify import AlertStream, Notifier
 from voicewatch.clock import DAY_MS, HOUR_MS, MINUTE_MS, hour_start, parse_iso_ms
 from voicewatch.config import ENV_VARS as CONFIG_ENV_VARS
-from voicewatch.config import Settings
+from voicewatch.config import AlertThresholds, Settings
 from voicewatch.events import log_events
 from voicewatch.pipeline.budgets import add_spend, set_budget
 from voicewatch.store import make_engine, write_transaction

@@ -8,9 +8,9 @@ import httpx
 import pytest
 
 from voicewatch import alerts
-from voicewatch.alerts import AlertThresholds
 from voicewatch.alerts.notify import AlertStream, Notifier
 from voicewatch.clock import now_ms
+from voicewatch.config import AlertThresholds
 from voicewatch.store import write_transaction
 from voicewatch.store.tables import ai_service_health
 from voicewatch.web import api_alerts

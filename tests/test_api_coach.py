@@ -16,6 +16,7 @@ from pipeline_helpers import make_pipeline
 from test_decisions import EXTRA_ROSTER, SEAN_KELLY
 from voicewatch.auth import AuthError, create_staff, create_token
 from voicewatch.coaching.people import add_coach
+from voicewatch.pipeline import clubs
 from voicewatch.pipeline import repository as repo
 from voicewatch.pipeline.intake import submit_note
 from voicewatch.store import read_connection
@@ -28,7 +29,7 @@ NOTE = "Aoife Kelly was brilliant on the frees. Jack Walsh was tired."
 def world(db_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     """Two coaches' notes processed by the real pipeline, and a live server on the same store."""
     ctx, driver = make_pipeline(db_url)
-    repo.import_roster(ctx.engine, "org_clg", EXTRA_ROSTER)
+    clubs.import_roster(ctx.engine, "org_clg", EXTRA_ROSTER)
     add_coach(ctx.engine, "coach_1", "org_clg", "Jim Murphy")
     add_coach(ctx.engine, "coach_2", "org_clg", "Siobhán Walsh")
     mine = submit_note(ctx, organization_id="org_clg", coach_user_id="coach_1", text=NOTE)

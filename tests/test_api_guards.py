@@ -15,7 +15,7 @@ import pytest
 from conftest import STAFF_EMAIL, STAFF_PASSWORD
 from voicewatch.auth import create_staff
 from voicewatch.clock import now_ms
-from voicewatch.pipeline import repository as repo
+from voicewatch.pipeline import clubs
 from voicewatch.pipeline.breaker import CircuitBreaker
 
 READS = [
@@ -52,7 +52,7 @@ def _session(server) -> tuple[httpx.Client, str]:
 
 def test_every_guard_route_for_every_caller(sqlite_server) -> None:
     server = sqlite_server
-    repo.upsert_organization(server.engine, "org_clg", "Clonmore GAA")
+    clubs.upsert_organization(server.engine, "org_clg", "Clonmore GAA")
     with httpx.Client(base_url=server.url) as anonymous:
         for path in READS:
             assert anonymous.get(path).status_code == 401, path
@@ -104,7 +104,7 @@ def test_every_guard_route_for_every_caller(sqlite_server) -> None:
 def test_bad_guard_input_gets_a_clear_error(
     live_server, method: str, path: str, body: object, status: int, says: str
 ) -> None:
-    repo.upsert_organization(live_server.engine, "org_clg", "Clonmore GAA")
+    clubs.upsert_organization(live_server.engine, "org_clg", "Clonmore GAA")
     with httpx.Client(base_url=live_server.url, headers=live_server.headers()) as staff:
         response = staff.request(method, path, json=body)
         assert response.status_code == status, response.text

@@ -237,11 +237,11 @@ def test_a_small_upload_still_lands(counted: tuple[LiveServer, CountingShim]) ->
     """The caps and the early check do not get in the way of a real note."""
     import httpx
 
-    from voicewatch.pipeline import repository as repo
+    from voicewatch.pipeline import clubs
 
     server, _ = counted
     server.app.state.enqueue = lambda *args: None
-    repo.upsert_organization(server.engine, "org_x", "X")
+    clubs.upsert_organization(server.engine, "org_x", "X")
     wav = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\0" * 2000
     sent = httpx.post(
         f"{server.url}/api/v1/artifacts",
@@ -354,10 +354,10 @@ def test_a_refused_upload_leaves_no_file_behind(
 ) -> None:
     import httpx
 
-    from voicewatch.pipeline import repository as repo
+    from voicewatch.pipeline import clubs
 
     server, _ = counted
-    repo.upsert_organization(server.engine, "org_x", "X")
+    clubs.upsert_organization(server.engine, "org_x", "X")
     sent = httpx.post(
         f"{server.url}/api/v1/artifacts",
         data={"organization_id": "org_x", "coach_user_id": "coach_1"},

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, event, select
 from voicewatch.auth import principal_for_token
 from voicewatch.coaching.people import add_coach, import_coaches
 from voicewatch.names import coach_labels, short_name
+from voicewatch.pipeline import clubs
 from voicewatch.pipeline import repository as repo
 from voicewatch.pipeline.repository import RecordError
 from voicewatch.store import make_engine, read_connection
@@ -24,8 +25,8 @@ CLI = [sys.executable, "-m", "voicewatch.cli"]
 
 @pytest.fixture
 def club(engine: Engine) -> Engine:
-    repo.upsert_organization(engine, "org_hrc", "Harbour Rugby Club")
-    repo.upsert_organization(engine, "org_clg", "Clonmore GAA")
+    clubs.upsert_organization(engine, "org_hrc", "Harbour Rugby Club")
+    clubs.upsert_organization(engine, "org_clg", "Clonmore GAA")
     return engine
 
 
@@ -189,7 +190,7 @@ def test_demo_clubs_have_named_coaches(engine: Engine) -> None:
 
 def test_pages_show_the_short_name_with_the_id_on_hover(live_server: Any) -> None:
     engine = live_server.engine
-    repo.upsert_organization(engine, "org_hrc", "Harbour Rugby Club")
+    clubs.upsert_organization(engine, "org_hrc", "Harbour Rugby Club")
     art = repo.create_artifact(
         engine,
         organization_id="org_hrc",

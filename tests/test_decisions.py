@@ -13,9 +13,10 @@ from sqlalchemy import select, update
 
 from hostile_strings import HOSTILE
 from pipeline_helpers import make_pipeline
-from voicewatch import events
+from voicewatch import event_queries
 from voicewatch.clock import now_ms
 from voicewatch.coaching.inbox import pending_drafts, waiting_names
+from voicewatch.pipeline import clubs
 from voicewatch.pipeline import repository as repo
 from voicewatch.pipeline.decisions import (
     Actor,
@@ -36,9 +37,9 @@ from voicewatch.store.tables import (
 )
 
 EXTRA_ROSTER = "name,team,aliases\nSean Kelly,U14 Camogie,\nPadraig Nolan,Senior Football,Podge\n"
-SEAN_KELLY = repo.player_id_for("org_clg", "Sean Kelly", "U14 Camogie")
-SEAN_MURPHY = repo.player_id_for("org_clg", "Sean Murphy", "U14 Hurling")
-PADRAIG = repo.player_id_for("org_clg", "Padraig Nolan", "Senior Football")
+SEAN_KELLY = clubs.player_id_for("org_clg", "Sean Kelly", "U14 Camogie")
+SEAN_MURPHY = clubs.player_id_for("org_clg", "Sean Murphy", "U14 Hurling")
+PADRAIG = clubs.player_id_for("org_clg", "Padraig Nolan", "Senior Football")
 COACH = Actor.coach("coach_1")
 OTHER = Actor.coach("coach_2")
 STAFF = Actor.staff("ops@club.example")
@@ -47,7 +48,7 @@ STAFF = Actor.staff("ops@club.example")
 @pytest.fixture
 def pipeline(db_url: str) -> Any:
     ctx, driver = make_pipeline(db_url)
-    repo.import_roster(ctx.engine, "org_clg", EXTRA_ROSTER)
+    clubs.import_roster(ctx.engine, "org_clg", EXTRA_ROSTER)
     yield ctx, driver
     ctx.monitor.close()
 
@@ -100,7 +101,7 @@ def test_the_story_resolve_confirm_and_the_alias_learned(pipeline: Any) -> None:
     assert insight["player_id"] == SEAN_KELLY and insight["body"] == draft["body"]
     assert repo.drafts_of(ctx.engine, first)[0]["status"] == "applied"
     ctx.monitor.flush(timeout=10)
-    timeline = events.artifact_timeline(ctx.engine, first)
+    timeline = event_queries.artifact_timeline(ctx.engine, first)
     types = [e["event_type"] for e in timeline]
     needs = types.index("entity_needs_disambiguation")
     late = [i for i, e in enumerate(timeline) if ".claim." in e["event_id"]]
@@ -165,7 +166,7 @@ def test_another_coach_gets_not_found_and_staff_act_on_behalf(pipeline: Any) -> 
         "draft",
     )
     ctx.monitor.flush(timeout=10)
-    types = [e["event_type"] for e in events.artifact_timeline(ctx.engine, artifact)]
+    types = [e["event_type"] for e in event_queries.artifact_timeline(ctx.engine, artifact)]
     assert types[-1] == "draft_rejected"
 
 

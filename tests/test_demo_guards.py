@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 
 from guard_pipeline import Clock, clocked_pipeline
-from voicewatch import events
+from voicewatch import event_queries
 from voicewatch.clock import day_start
 from voicewatch.config import Settings
 from voicewatch.demo import traffic_step
@@ -37,8 +37,8 @@ def test_the_demo_shows_each_guard_rail_event_within_three_minutes(sqlite_url: s
         driver.release_due()
         driver.drain()
     ctx.monitor.flush(timeout=10)
-    items, _ = events.recent_events(
-        ctx.engine, events.EventFilter(event_types=GUARD_EVENTS), limit=500
+    items, _ = event_queries.recent_events(
+        ctx.engine, event_queries.EventFilter(event_types=GUARD_EVENTS), limit=500
     )
     for e in items:
         first_seen[e["event_type"]] = min(first_seen.get(e["event_type"], 10**15), e["timestamp"])

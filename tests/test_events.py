@@ -28,10 +28,7 @@ from factories import BASE_MS, make_event, make_events, make_traffic
 from recount import assert_counters_equal_recount, stored_event_ids
 from voicewatch import model
 from voicewatch.clock import hour_window
-from voicewatch.events import (
-    AI_COST,
-    E2E_LATENCY,
-    STAGE_LATENCY,
+from voicewatch.event_queries import (
     CursorError,
     EventFilter,
     artifact_timeline,
@@ -39,9 +36,9 @@ from voicewatch.events import (
     encode_cursor,
     failed_artifacts,
     iter_events,
-    log_events,
     recent_events,
 )
+from voicewatch.events import AI_COST, E2E_LATENCY, STAGE_LATENCY, log_events
 from voicewatch.histogram import index_of
 from voicewatch.metrics import queue_depth as count_in_flight
 from voicewatch.store import make_engine

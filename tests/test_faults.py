@@ -36,7 +36,7 @@ from recount import (
     stored_event_ids,
 )
 from services import unavailable
-from voicewatch import events, tasks
+from voicewatch import event_queries, events, tasks
 from voicewatch import worker as composition
 from voicewatch.auth import create_token
 from voicewatch.clock import hour_start, now_ms
@@ -126,14 +126,17 @@ def test_a_worker_killed_mid_stage_is_detected_and_the_retry_completes(
         assert _wait_for(
             lambda: (
                 "retry_succeeded"
-                in [e["event_type"] for e in events.artifact_timeline(ctx.engine, artifact_id)]
+                in [
+                    e["event_type"]
+                    for e in event_queries.artifact_timeline(ctx.engine, artifact_id)
+                ]
             ),
             15,
         )
     finally:
         healthy.terminate()
         healthy.wait(timeout=20)
-    kinds = [e["event_type"] for e in events.artifact_timeline(ctx.engine, artifact_id)]
+    kinds = [e["event_type"] for e in event_queries.artifact_timeline(ctx.engine, artifact_id)]
     assert kinds.count("artifact_received") == 1
     assert kinds.count("transcription_failed") == 1 and kinds.count("artifact_failed") == 1
     assert kinds.count("artifact_completed") == 1
@@ -583,7 +586,9 @@ def test_redis_restarted_under_the_workers_loses_no_artifact(
             worker.wait(timeout=30)
         tasks.use_queue(previous_queue)
     for artifact_id in everyone:
-        kinds = Counter(e["event_type"] for e in events.artifact_timeline(ctx.engine, artifact_id))
+        kinds = Counter(
+            e["event_type"] for e in event_queries.artifact_timeline(ctx.engine, artifact_id)
+        )
         assert kinds["artifact_received"] == 1, (artifact_id, kinds)
         assert kinds["artifact_completed"] == 1, (artifact_id, kinds)
         assert kinds["drafts_generated"] == 1, (artifact_id, kinds)

@@ -27,7 +27,7 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 
 from private_services import PrivatePostgres, free_port, wait_for
-from voicewatch import events
+from voicewatch import event_queries
 from voicewatch.auth import create_token
 from voicewatch.pipeline import audio
 from voicewatch.simulate import seed_demo_clubs
@@ -170,7 +170,7 @@ def _each_completed_once(engine: Engine, ids: list[str]) -> None:
 
     def told() -> bool:
         return all(
-            Counter(e["event_type"] for e in events.artifact_timeline(engine, i))[
+            Counter(e["event_type"] for e in event_queries.artifact_timeline(engine, i))[
                 "artifact_completed"
             ]
             == 1
@@ -179,7 +179,9 @@ def _each_completed_once(engine: Engine, ids: list[str]) -> None:
 
     assert wait_for(told, 60, 0.2)
     for artifact_id in ids:
-        kinds = Counter(e["event_type"] for e in events.artifact_timeline(engine, artifact_id))
+        kinds = Counter(
+            e["event_type"] for e in event_queries.artifact_timeline(engine, artifact_id)
+        )
         assert kinds["artifact_received"] == kinds["drafts_generated"] == 1, (artifact_id, kinds)
         assert kinds["artifact_failed"] == 0 and kinds["transcription_started"] == 1, kinds
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from voicewatch import alerts, metrics
 from voicewatch.clock import now_ms
 from voicewatch.events import log_events
-from voicewatch.pipeline import repository as repo
+from voicewatch.pipeline import clubs
 from voicewatch.pipeline.budgets import add_spend, set_budget
 from voicewatch.store.tables import PLATFORM
 
 
 def test_budget_alerts_name_the_organization_and_the_platform(engine) -> None:
     now = now_ms()
-    repo.upsert_organization(engine, "org_clg", "Clonmore GAA")
+    clubs.upsert_organization(engine, "org_clg", "Clonmore GAA")
     set_budget(engine, "org_clg", 1.0, now_ms=now)
     set_budget(engine, PLATFORM, 2.0, now_ms=now)
     add_spend(engine, "org_clg", 1.5, now, None)
@@ -62,7 +62,7 @@ def test_a_budget_spend_is_the_cost_cards_figure(engine) -> None:
     from voicewatch.metrics import guards
 
     now = now_ms()
-    repo.upsert_organization(engine, "org_clg", "Clonmore GAA")
+    clubs.upsert_organization(engine, "org_clg", "Clonmore GAA")
     set_budget(engine, PLATFORM, 5.0, now_ms=now)
     set_budget(engine, "org_clg", 5.0, now_ms=now)
     costs = [0.0123, 0.0456, 0.0789]

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from guard_pipeline import Clock, clocked_pipeline, text_note
 from recount import assert_counters_equal_recount
-from voicewatch import events
+from voicewatch import event_queries
 from voicewatch.clock import DAY_MS, day_start
 from voicewatch.pipeline import budgets
 from voicewatch.pipeline import repository as repo
@@ -24,8 +24,8 @@ NOTE = "Sean Murphy hurt his ankle at training and Jack Walsh was brilliant on t
 
 def _events(ctx, event_type: str) -> list[dict]:
     ctx.monitor.flush(timeout=10)
-    items, _ = events.recent_events(
-        ctx.engine, events.EventFilter(event_types=(event_type,)), limit=500
+    items, _ = event_queries.recent_events(
+        ctx.engine, event_queries.EventFilter(event_types=(event_type,)), limit=500
     )
     return list(reversed(items))
 

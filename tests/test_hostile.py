@@ -41,6 +41,7 @@ from sqlalchemy import Engine, func, inspect, select
 from conftest import LiveServer
 from hostile_strings import FORMULA_LEADS, HOSTILE, MARKUP, NUL
 from voicewatch.clock import now_ms
+from voicewatch.pipeline import clubs
 from voicewatch.pipeline import repository as repo
 from voicewatch.pipeline.audio_store import MAX_AUDIO_BYTES
 from voicewatch.store.tables import metadata, voice_note_artifacts, voice_pipeline_events
@@ -66,20 +67,12 @@ def _start(db_url: str, tmp_path: Path) -> LiveServer:
     )
 
 
-def _stop(server: LiveServer) -> None:
-    pipeline = getattr(server.app.state, "pipeline", None)
-    if pipeline is not None:  # built by POST /api/v1/artifacts on first use
-        pipeline.monitor.close(timeout=5)
-        pipeline.engine.dispose()
-    server.stop()
-
-
 @pytest.fixture
 def server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     """A live server on SQLite and on PostgreSQL; uploads and the queue stay in tmp_path."""
     srv = _start(db_url, tmp_path)
     yield srv
-    _stop(srv)
+    srv.stop()
 
 
 @pytest.fixture
@@ -87,7 +80,7 @@ def lite(sqlite_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     """The same on SQLite only (for what does not depend on the database)."""
     srv = _start(sqlite_url, tmp_path)
     yield srv
-    _stop(srv)
+    srv.stop()
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -191,7 +184,7 @@ def _openapi(server: LiveServer) -> dict[str, Any]:
 
 def _seed(server: LiveServer) -> None:
     """A little of everything, so queries have rows to walk."""
-    repo.upsert_organization(server.engine, "org_a", "A")
+    clubs.upsert_organization(server.engine, "org_a", "A")
     repo.create_artifact(
         server.engine,
         organization_id="org_a",
@@ -574,7 +567,7 @@ def test_injection_strings_in_event_fields_come_back_byte_for_byte(server: LiveS
 
 def test_markup_comes_back_escaped_in_pages(lite: LiveServer) -> None:
     """Stored and reflected markup is escaped in every page that shows it."""
-    repo.upsert_organization(lite.engine, "org_x", "X")
+    clubs.upsert_organization(lite.engine, "org_x", "X")
     payload = MARKUP[0]
     batch = [
         _event(
@@ -641,7 +634,7 @@ def _submit_audio(server: LiveServer, name: str, data: bytes) -> httpx.Response:
 def test_upload_file_names_never_choose_the_path(server: LiveServer, tmp_path: Path) -> None:
     from voicewatch.tasks import use_queue
 
-    repo.upsert_organization(server.engine, "org_x", "X")
+    clubs.upsert_organization(server.engine, "org_x", "X")
     audio_dir = Path(server.settings.audio_dir).resolve()
     tag = uuid.uuid4().hex
     names = [
@@ -695,7 +688,7 @@ PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
 def test_uploads_that_are_not_audio_are_422(
     lite: LiveServer, name: str, data: bytes, error: str
 ) -> None:
-    repo.upsert_organization(lite.engine, "org_x", "X")
+    clubs.upsert_organization(lite.engine, "org_x", "X")
     response = _submit_audio(lite, name, data)
     assert response.status_code == 422, response.text
     _assert_error_envelope(response)
@@ -706,7 +699,7 @@ def test_uploads_that_are_not_audio_are_422(
 
 
 def test_an_upload_over_25_mb_is_413(lite: LiveServer) -> None:
-    repo.upsert_organization(lite.engine, "org_x", "X")
+    clubs.upsert_organization(lite.engine, "org_x", "X")
     data = _wav(frames=MAX_AUDIO_BYTES // 2)  # header + 25 MiB of frames
     assert len(data) > MAX_AUDIO_BYTES
     response = _submit_audio(lite, "big.wav", data)
@@ -718,7 +711,7 @@ def test_an_upload_over_25_mb_is_413(lite: LiveServer) -> None:
 
 
 def test_injection_strings_in_note_fields_are_stored_as_text(server: LiveServer) -> None:
-    repo.upsert_organization(server.engine, "org_x", "X")
+    clubs.upsert_organization(server.engine, "org_x", "X")
     with httpx.Client(base_url=server.url, headers=server.headers(), timeout=10) as client:
         for value in HOSTILE:
             sent = client.post(
@@ -794,7 +787,7 @@ def test_a_nul_in_a_filter_or_path_is_refused_not_a_500(server: LiveServer) -> N
 
 
 def test_a_nul_in_a_form_field_is_refused_not_a_500(server: LiveServer) -> None:
-    repo.upsert_organization(server.engine, "org_x", "X")
+    clubs.upsert_organization(server.engine, "org_x", "X")
     note = {"organization_id": "org_x", "coach_user_id": "c1", "text": "hi"}
     problems: list[str] = []
     with httpx.Client(base_url=server.url, timeout=10, limits=NO_KEEPALIVE) as client:

@@ -19,9 +19,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from factories import make_events
 from voicewatch import alerts
-from voicewatch.alerts import AlertKind, AlertThresholds, rules
+from voicewatch.alerts import AlertKind, rules
 from voicewatch.alerts.notify import Notifier
 from voicewatch.clock import day_start, now_ms
+from voicewatch.config import AlertThresholds
 from voicewatch.dashboard import overview
 
 STAGES = ("transcription", "claims_extraction", "entity_resolution", "draft_generation")

@@ -19,10 +19,10 @@ import pytest
 from sqlalchemy import Engine
 
 from voicewatch import alerts
-from voicewatch.alerts import AlertThresholds, notify
+from voicewatch.alerts import notify
 from voicewatch.alerts.notify import AlertStream, Notifier, WebhookSender
 from voicewatch.clock import parse_iso_ms
-from voicewatch.config import ALERT_WEBHOOK_URL_ENV, Settings
+from voicewatch.config import ALERT_WEBHOOK_URL_ENV, AlertThresholds, Settings
 from voicewatch.config import ENV_VARS as CONFIG_ENV_VARS
 from voicewatch.store import write_transaction
 from voicewatch.store.tables import ai_service_health

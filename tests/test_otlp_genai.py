@@ -15,7 +15,7 @@ from sqlalchemy import select
 from conftest import LiveServer
 from fake_openai import FakeOpenAI
 from otlp_traces import traced
-from voicewatch import clock, events, metrics
+from voicewatch import clock, event_queries, metrics
 from voicewatch.pipeline import budgets, costs
 from voicewatch.store.tables import ai_usage_log
 
@@ -68,7 +68,7 @@ def test_openai_usage_in_a_traced_stage_lands_on_its_artifact(
         54,
     )
     assert row["cost_usd"] == pytest.approx(expected)
-    timeline = events.artifact_timeline(live_server.engine, "art_llm")
+    timeline = event_queries.artifact_timeline(live_server.engine, "art_llm")
     claims = next(e for e in timeline if e["event_type"] == "claims_extracted")
     assert claims["metadata"]["ai_cost"] == pytest.approx(expected)
     assert claims["metadata"]["ai_model"] == "gpt-4o-mini-2024-07-18"

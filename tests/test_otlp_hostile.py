@@ -23,7 +23,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from conftest import LiveServer
 from otlp_traces import json_body, json_pipeline, json_span
-from voicewatch import events
+from voicewatch import event_queries
 
 PROTOBUF = "application/x-protobuf"
 URL = "/v1/traces"
@@ -60,7 +60,7 @@ def _post(server: LiveServer, body: bytes, ctype: str = PROTOBUF, **headers: str
 def _still_lands(server: LiveServer, name: str) -> None:
     """Nothing else lost: a good span sent afterwards lands."""
     assert _post(server, _request(_proto_span(name))).status_code == 200
-    types = [e["event_type"] for e in events.artifact_timeline(server.engine, name)]
+    types = [e["event_type"] for e in event_queries.artifact_timeline(server.engine, name)]
     assert types == ["transcription_started", "transcription_completed"]
 
 
@@ -79,7 +79,7 @@ def test_truncated_protobuf_is_400_in_protobuf(server: LiveServer) -> None:
 
     status = Status.FromString(answer.content)
     assert status.code == 3 and "not an OTLP ExportTraceServiceRequest" in status.message
-    assert events.artifact_timeline(server.engine, "art_t1") == []
+    assert event_queries.artifact_timeline(server.engine, "art_t1") == []
     _still_lands(server, "art_after_truncated")
 
 
@@ -128,7 +128,7 @@ def test_json_with_bad_ids_or_times_is_a_partial_success(server: LiveServer, bad
     partial = answer.json()["partialSuccess"]
     assert partial["rejectedSpans"] == "1", partial
     assert "1 span(s) refused" in partial["errorMessage"]
-    types = [e["event_type"] for e in events.artifact_timeline(server.engine, "art_json_ok")]
+    types = [e["event_type"] for e in event_queries.artifact_timeline(server.engine, "art_json_ok")]
     assert types == ["draft_confirmed"]
 
 
@@ -176,7 +176,7 @@ def test_ten_thousand_attributes_on_a_span_still_map(server: LiveServer) -> None
     answer = _post(server, gzip.compress(_request(span)), **{"Content-Encoding": "gzip"})
     assert answer.status_code == 200
     assert not ExportTraceServiceResponse.FromString(answer.content).HasField("partial_success")
-    types = [e["event_type"] for e in events.artifact_timeline(server.engine, "art_wide")]
+    types = [e["event_type"] for e in event_queries.artifact_timeline(server.engine, "art_wide")]
     assert types == ["transcription_started", "transcription_completed"]
 
 
@@ -211,6 +211,6 @@ def test_wrong_content_type_encoding_or_token(server: LiveServer) -> None:
     wrong = {"Authorization": "Bearer vw_not_a_token", "Content-Type": "application/json"}
     denied = httpx.post(f"{server.url}{URL}", content=body, headers=wrong)
     assert denied.status_code == 401 and denied.json()["error"] == "invalid or revoked token"
-    assert events.artifact_timeline(server.engine, "art_auth") == []
+    assert event_queries.artifact_timeline(server.engine, "art_auth") == []
     assert _post(server, body, "application/json").status_code == 200
-    assert len(events.artifact_timeline(server.engine, "art_auth")) == 6
+    assert len(event_queries.artifact_timeline(server.engine, "art_auth")) == 6

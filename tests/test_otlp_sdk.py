@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from conftest import LiveServer
 from otlp_traces import json_pipeline, run_pipeline, traced
 from recount import assert_counters_equal_recount, stored_event_ids
-from voicewatch import events, metrics
+from voicewatch import event_queries, metrics
 from voicewatch.clock import now_ms
 
 FAILED_RUN = [
@@ -28,12 +28,12 @@ FAILED_RUN = [
 
 
 def _types(server: LiveServer, artifact_id: str) -> list[str]:
-    return [e["event_type"] for e in events.artifact_timeline(server.engine, artifact_id)]
+    return [e["event_type"] for e in event_queries.artifact_timeline(server.engine, artifact_id)]
 
 
 def _state(server: LiveServer, artifact_id: str) -> str:
-    failed = {a["artifact_id"] for a in events.failed_artifacts(server.engine)}
-    flying = {a["artifact_id"] for a in events.artifacts_in_flight(server.engine)}
+    failed = {a["artifact_id"] for a in event_queries.failed_artifacts(server.engine)}
+    flying = {a["artifact_id"] for a in event_queries.artifacts_in_flight(server.engine)}
     return "failed" if artifact_id in failed else "in_flight" if artifact_id in flying else "?"
 
 
@@ -43,7 +43,7 @@ def test_sdk_spans_become_the_artifacts_timeline_once(live_server: LiveServer) -
         run_pipeline(t.tracer, "art_otel_bad", "org_otel", fail_at="entity_resolution")
         t.flush()
         assert _types(live_server, "art_otel_bad") == FAILED_RUN
-        timeline = events.artifact_timeline(live_server.engine, "art_otel_bad")
+        timeline = event_queries.artifact_timeline(live_server.engine, "art_otel_bad")
         failure = timeline[-1]
         assert failure["error_message"] == "entity_resolution timed out after 30 s"
         assert failure["error_code"] == "TimeoutError"
@@ -104,7 +104,7 @@ def test_hand_written_otlp_json_plain_and_gzipped(live_server: LiveServer) -> No
             "claims_extraction_failed",
             "artifact_failed",
         ]
-        timeline = events.artifact_timeline(live_server.engine, artifact)
+        timeline = event_queries.artifact_timeline(live_server.engine, artifact)
         assert timeline[0]["timestamp"] == start // 1_000_000
         assert timeline[4]["error_message"] == "the model returned no JSON"
         assert timeline[4]["error_code"] == "RuntimeError"

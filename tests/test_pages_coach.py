@@ -21,8 +21,9 @@ from sqlalchemy import select
 from conftest import BrowserSession, LiveServer
 from pipeline_helpers import make_pipeline
 from test_decisions import EXTRA_ROSTER, SEAN_KELLY
-from voicewatch import events
+from voicewatch import event_queries
 from voicewatch.coaching.people import add_coach, set_coach_login
+from voicewatch.pipeline import clubs
 from voicewatch.pipeline import repository as repo
 from voicewatch.pipeline.intake import submit_note
 from voicewatch.store import read_connection
@@ -35,7 +36,7 @@ COACH_PASSWORD = "hurling is life 2026"
 @pytest.fixture
 def story(sqlite_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     ctx, driver = make_pipeline(sqlite_url)
-    repo.import_roster(ctx.engine, "org_clg", EXTRA_ROSTER)
+    clubs.import_roster(ctx.engine, "org_clg", EXTRA_ROSTER)
     add_coach(ctx.engine, "coach_1", "org_clg", "Jim Murphy")
     add_coach(ctx.engine, "coach_2", "org_clg", "Siobhán Walsh")
     set_coach_login(ctx.engine, "coach_1", COACH_EMAIL, COACH_PASSWORD)
@@ -84,7 +85,7 @@ def test_the_story_in_the_inbox(browser: object, story: dict[str, Any], tmp_path
     assert insight.player_id == SEAN_KELLY
     assert insight.body == "Sean Kelly: frees <script>x</script>"
     server.app.state.pipeline.monitor.flush(timeout=10)
-    types = [e["event_type"] for e in events.artifact_timeline(server.engine, first)]
+    types = [e["event_type"] for e in event_queries.artifact_timeline(server.engine, first)]
     wanted = ["entity_needs_disambiguation", "draft_generation_started", "drafts_generated"]
     after = types[types.index(wanted[0]) :]
     assert after.index("draft_confirmed") > len(after) - 1 - after[::-1].index("drafts_generated")

@@ -18,9 +18,10 @@ import pytest
 from sqlalchemy import update
 
 from pipeline_helpers import QueueDriver, make_pipeline
-from voicewatch import events, metrics
+from voicewatch import event_queries, events, metrics
 from voicewatch.clock import hour_start, now_ms
 from voicewatch.dashboard import filters as page_filters
+from voicewatch.pipeline import clubs
 from voicewatch.pipeline import repository as repo
 from voicewatch.pipeline.intake import submit_note
 from voicewatch.pipeline.stages import emit_received
@@ -47,7 +48,7 @@ class Run:
 def _seed(server: Any, *, hostile: bool = False) -> Run:
     """Three notes completed, one failed at claims extraction (a retry will succeed)."""
     ctx, driver = make_pipeline(server.settings.database_url)
-    repo.upsert_organization(ctx.engine, "org_two", "Ballyduff Camogie")
+    clubs.upsert_organization(ctx.engine, "org_two", "Ballyduff Camogie")
     completed = [
         submit_note(ctx, organization_id="org_clg", coach_user_id="coach_1", text=NOTES[0])[
             "artifact_id"
@@ -64,7 +65,7 @@ def _seed(server: Any, *, hostile: bool = False) -> Run:
         ],
     ]
     if hostile:
-        repo.upsert_organization(ctx.engine, "org_evil", HOSTILE_ORG)
+        clubs.upsert_organization(ctx.engine, "org_evil", HOSTILE_ORG)
     failing = repo.create_artifact(
         ctx.engine,
         organization_id="org_evil" if hostile else "org_clg",
@@ -180,7 +181,7 @@ def test_every_data_page_renders_a_simulated_run(
     assert '"event_id"' in page.locator("#event-dialog-body").inner_text()
     page.keyboard.press("Escape")
     # "Load more" appends the next page by cursor
-    total = len(list(events.iter_events(sqlite_server.engine, events.EventFilter())))
+    total = len(list(event_queries.iter_events(sqlite_server.engine, event_queries.EventFilter())))
     assert total > 50
     page.click("#load-more")
     page.wait_for_function(
@@ -336,9 +337,9 @@ def test_csv_export_downloads_exactly_the_filtered_rows(
     response = page.request.get(sqlite_server.url + href)  # the session cookie authorises it
     assert response.ok and response.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.text())))
-    expected = events.recent_events(
+    expected = event_queries.recent_events(
         sqlite_server.engine,
-        events.EventFilter(event_types=("claims_extracted", "artifact_failed")),
+        event_queries.EventFilter(event_types=("claims_extracted", "artifact_failed")),
         limit=500,
     )[0]
     assert [r["event_id"] for r in rows] == [e["event_id"] for e in expected]

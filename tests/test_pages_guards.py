@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from conftest import STAFF_EMAIL
-from voicewatch import events, guardrails
+from voicewatch import event_queries, guardrails
 from voicewatch.clock import now_ms
 from voicewatch.events import log_events
-from voicewatch.pipeline import repository as repo
+from voicewatch.pipeline import clubs
 from voicewatch.pipeline.breaker import CircuitBreaker
 
 
@@ -35,7 +35,7 @@ def test_the_budgets_panel_and_the_circuit_reset_button(staff_browser) -> None:
     server, page = staff_browser.server, staff_browser.page
     engine = server.engine
     for org, name in (("org_clg", "Clonmore GAA"), ("org_rvfc", "Riverside FC")):
-        repo.upsert_organization(engine, org, name)
+        clubs.upsert_organization(engine, org, name)
     now = now_ms()
     guardrails.set_budget(engine, "org_clg", 1.0, 0.8, actor="ops", now=now)
     guardrails.set_budget(engine, "org_rvfc", 1.0, 0.5, actor="ops", now=now)
@@ -65,8 +65,8 @@ def test_the_budgets_panel_and_the_circuit_reset_button(staff_browser) -> None:
     claims = page.locator('.service[data-service="claims"]')
     assert claims.locator('[data-field="state"]').inner_text() == "closed"
     assert "breaker.reset" in page.locator("#changes").inner_text()
-    closed, _ = events.recent_events(
-        engine, events.EventFilter(event_types=("circuit_breaker_closed",))
+    closed, _ = event_queries.recent_events(
+        engine, event_queries.EventFilter(event_types=("circuit_breaker_closed",))
     )
     assert len(closed) == 1 and STAFF_EMAIL in closed[0]["error_message"]
     assert staff_browser.console_errors == []

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from pipeline_helpers import make_pipeline
-from voicewatch import events
+from pipeline_helpers import make_pipeline, run_note
+from voicewatch import event_queries
+from voicewatch.pipeline import clubs
 from voicewatch.pipeline import repository as repo
 from voicewatch.pipeline.intake import submit_note
 from voicewatch.pipeline.stages import run_stage
@@ -39,7 +40,7 @@ EXPECTED_ORDER = [
 
 def _timeline(ctx: Any, artifact_id: str) -> list[dict[str, Any]]:
     ctx.monitor.flush(timeout=10)
-    return events.artifact_timeline(ctx.engine, artifact_id)
+    return event_queries.artifact_timeline(ctx.engine, artifact_id)
 
 
 def test_a_text_note_goes_through_every_stage(db_url: str) -> None:
@@ -61,7 +62,7 @@ def test_a_text_note_goes_through_every_stage(db_url: str) -> None:
     assert "injury" in topics
     resolutions = repo.resolutions_of(ctx.engine, artifact["artifact_id"])
     resolved = {r["resolved_entity_id"] for r in resolutions if r["status"] == "auto_resolved"}
-    assert repo.player_id_for("org_clg", "Sean Murphy", "U14 Hurling") in resolved
+    assert clubs.player_id_for("org_clg", "Sean Murphy", "U14 Hurling") in resolved
     drafts = repo.drafts_of(ctx.engine, artifact["artifact_id"])
     assert len(drafts) == len(
         [
@@ -103,20 +104,17 @@ def test_a_stage_that_runs_twice_duplicates_nothing(db_url: str) -> None:
 
 def test_an_injected_fault_fails_the_artifact_with_its_events(db_url: str) -> None:
     ctx, driver = make_pipeline(db_url)
-    artifact = repo.create_artifact(
-        ctx.engine,
-        organization_id="org_clg",
+    row = run_note(
+        ctx,
+        driver,
+        NOTE,
         coach_user_id="coach_2",
         source_channel="whatsapp",
-        text=NOTE,
         fail_plan="claims_extraction",
     )
-    driver.enqueue("transcription", artifact["artifact_id"], 0)
-    driver.drain()
-    row = repo.get_artifact(ctx.engine, artifact["artifact_id"])
-    assert row is not None and row["status"] == "failed"
+    assert row["status"] == "failed"
     assert row["error_code"] == "injected_fault"
-    types = [e["event_type"] for e in _timeline(ctx, artifact["artifact_id"])]
+    types = [e["event_type"] for e in _timeline(ctx, row["artifact_id"])]
     assert "claims_extraction_failed" in types and types[-1] == "artifact_failed"
     with ctx.engine.connect() as conn:
         failed = conn.execute(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pipeline_helpers import make_pipeline
+from pipeline_helpers import make_pipeline, run_note
 from services import require_espeak
-from voicewatch import events
+from voicewatch import event_queries
 from voicewatch.clock import now_ms
 from voicewatch.pipeline import audio, budgets
 from voicewatch.pipeline import repository as repo
@@ -26,7 +26,7 @@ def _audio_note(ctx, path: Path) -> str:
 
 def _types(ctx, artifact_ids: list[str] | None = None) -> list[str]:
     ctx.monitor.flush(timeout=10)
-    items, _ = events.recent_events(ctx.engine, limit=500)
+    items, _ = event_queries.recent_events(ctx.engine, limit=500)
     return [e["event_type"] for e in reversed(items)]
 
 
@@ -75,16 +75,7 @@ def test_a_budget_below_the_days_spend_stops_ai_calls_with_a_clear_reason(
     assert "budget_exceeded" in _types(ctx)
     # a text note needs no transcription, but its claims extraction is an AI call
     # (the rules extractor is costed by the estimated cost model): refused as well
-    text = repo.create_artifact(
-        ctx.engine,
-        organization_id="org_clg",
-        coach_user_id="coach_1",
-        source_channel="app",
-        text="Jack Walsh was late.",
-    )
-    driver.enqueue("transcription", text["artifact_id"], 0)
-    driver.drain()
-    row = repo.get_artifact(ctx.engine, text["artifact_id"])
+    row = run_note(ctx, driver, "Jack Walsh was late.")
     assert row["status"] == "failed" and row["error_code"] == "budget_exceeded"
     assert row["current_stage"] == "claims_extraction"
     ctx.monitor.close()
@@ -104,7 +95,7 @@ def test_an_audio_note_goes_through_every_stage(sqlite_url: str, tmp_path: Path)
     assert transcript is not None and transcript["model_used"] != "text"
     assert transcript["word_count"] > 3 and transcript["segments"]
     ctx.monitor.flush(timeout=10)
-    kinds = [e["event_type"] for e in events.artifact_timeline(ctx.engine, artifact_id)]
+    kinds = [e["event_type"] for e in event_queries.artifact_timeline(ctx.engine, artifact_id)]
     for needed in (
         "transcription_completed",
         "claims_extracted",
@@ -114,7 +105,7 @@ def test_an_audio_note_goes_through_every_stage(sqlite_url: str, tmp_path: Path)
         assert needed in kinds
     completed = next(
         e
-        for e in events.artifact_timeline(ctx.engine, artifact_id)
+        for e in event_queries.artifact_timeline(ctx.engine, artifact_id)
         if e["event_type"] == "transcription_completed"
     )
     assert completed["metadata"]["transcript_duration"] > 0
@@ -136,16 +127,8 @@ def test_the_openai_providers_run_the_pipeline_and_cost_it(sqlite_url: str, tmp_
             openai_base_url=fake.base_url,
             openai_api_key="sk-test",
         )
-        text = repo.create_artifact(
-            ctx.engine,
-            organization_id="org_clg",
-            coach_user_id="coach_1",
-            source_channel="app",
-            text="Sean Murphy hurt his ankle. Aoife Kelly scored twice.",
-        )
-        driver.enqueue("transcription", text["artifact_id"], 0)
-        driver.drain()
-        assert repo.get_artifact(ctx.engine, text["artifact_id"])["status"] == "completed"
+        text = run_note(ctx, driver, "Sean Murphy hurt his ankle. Aoife Kelly scored twice.")
+        assert text["status"] == "completed"
         claims = repo.claims_of(ctx.engine, text["artifact_id"])
         assert len(claims) == 2 and claims[0]["topic"] == "injury"
         timeline = {e["event_type"]: e for e in _timeline_of(ctx, text["artifact_id"])}
@@ -155,20 +138,11 @@ def test_the_openai_providers_run_the_pipeline_and_cost_it(sqlite_url: str, tmp_
             rows = conn.execute(select(func.count(), func.sum(ai_usage_log.c.cost_usd))).one()
         assert rows[0] == 1 and rows[1] > 0
         fake.script(["500", "500", "500", "500", "500", "500"])
-        failing = repo.create_artifact(
-            ctx.engine,
-            organization_id="org_clg",
-            coach_user_id="coach_1",
-            source_channel="app",
-            text="Jack Walsh was late.",
-        )
-        driver.enqueue("transcription", failing["artifact_id"], 0)
-        driver.drain()
-        row = repo.get_artifact(ctx.engine, failing["artifact_id"])
+        row = run_note(ctx, driver, "Jack Walsh was late.")
         assert row["status"] == "failed" and row["current_stage"] == "claims_extraction"
         ctx.monitor.close()
 
 
 def _timeline_of(ctx, artifact_id: str) -> list[dict]:
     ctx.monitor.flush(timeout=10)
-    return events.artifact_timeline(ctx.engine, artifact_id)
+    return event_queries.artifact_timeline(ctx.engine, artifact_id)

@@ -5,26 +5,22 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from pipeline_helpers import make_pipeline
-from voicewatch import events
+from pipeline_helpers import make_pipeline, run_note
+from voicewatch import event_queries
 from voicewatch.pipeline import repository as repo
 from voicewatch.retry import RetryError, retry_history, start_retry
 
 
 def _failed_artifact(ctx, driver, stage: str = "transcription") -> str:
-    artifact = repo.create_artifact(
-        ctx.engine,
-        organization_id="org_clg",
-        coach_user_id="coach_1",
+    row = run_note(
+        ctx,
+        driver,
+        "Sean Murphy twisted his knee at training, out for two weeks.",
         source_channel="whatsapp",
-        text="Sean Murphy twisted his knee at training, out for two weeks.",
         fail_plan=stage,
     )
-    driver.enqueue("transcription", artifact["artifact_id"], 0)
-    driver.drain()
-    row = repo.get_artifact(ctx.engine, artifact["artifact_id"])
-    assert row is not None and row["status"] == "failed"
-    return artifact["artifact_id"]
+    assert row["status"] == "failed"
+    return row["artifact_id"]
 
 
 def test_a_failed_transcription_is_retried_from_the_api_and_completes(live_server) -> None:
@@ -50,7 +46,7 @@ def test_a_failed_transcription_is_retried_from_the_api_and_completes(live_serve
         (1, "transcription", "succeeded")
     ]
     ctx.monitor.flush(timeout=10)
-    kinds = [e["event_type"] for e in events.artifact_timeline(ctx.engine, artifact_id)]
+    kinds = [e["event_type"] for e in event_queries.artifact_timeline(ctx.engine, artifact_id)]
     assert kinds.count("artifact_failed") == 1
     assert kinds.index("retry_initiated") < kinds.index("retry_succeeded")
     assert kinds[-1] == "retry_succeeded"

@@ -24,12 +24,13 @@ import pytest
 from sqlalchemy import Engine, select
 
 from conftest import STAFF_EMAIL, STAFF_PASSWORD, LiveServer
-from pipeline_helpers import make_pipeline
+from pipeline_helpers import make_pipeline, run_note
 from voicewatch import alerts
-from voicewatch.alerts import AlertThresholds
 from voicewatch.alerts.notify import AlertStream, Notifier
 from voicewatch.auth import create_staff, create_token, revoke_token
 from voicewatch.clock import now_ms
+from voicewatch.config import AlertThresholds
+from voicewatch.pipeline import clubs
 from voicewatch.pipeline import repository as repo
 from voicewatch.store import write_transaction
 from voicewatch.store.tables import (
@@ -99,27 +100,19 @@ def _start(db_url: str, tmp_path: Path, **settings: Any) -> LiveServer:
     )
 
 
-def _stop(server: LiveServer) -> None:
-    pipeline = getattr(server.app.state, "pipeline", None)
-    if pipeline is not None:
-        pipeline.monitor.close(timeout=5)
-        pipeline.engine.dispose()
-    server.stop()
-
-
 @pytest.fixture
 def server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     """A live server on SQLite and on PostgreSQL, with a known session secret."""
     srv = _start(db_url, tmp_path)
     yield srv
-    _stop(srv)
+    srv.stop()
 
 
 @pytest.fixture
 def lite(sqlite_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     srv = _start(sqlite_url, tmp_path)
     yield srv
-    _stop(srv)
+    srv.stop()
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -234,19 +227,11 @@ def _failed_artifact(server: LiveServer) -> tuple[Any, Any, str]:
     """A real pipeline whose transcription failed once: retryable."""
     ctx, driver = make_pipeline(server.settings.database_url)
     server.app.state.enqueue = driver.enqueue
-    artifact = repo.create_artifact(
-        ctx.engine,
-        organization_id="org_clg",
-        coach_user_id="coach_1",
-        source_channel="app",
-        text="Sean Murphy twisted his knee at training.",
-        fail_plan="transcription",
+    row = run_note(
+        ctx, driver, "Sean Murphy twisted his knee at training.", fail_plan="transcription"
     )
-    driver.enqueue("transcription", artifact["artifact_id"], 0)
-    driver.drain()
-    row = repo.get_artifact(ctx.engine, artifact["artifact_id"])
-    assert row is not None and row["status"] == "failed"
-    return ctx, driver, artifact["artifact_id"]
+    assert row["status"] == "failed"
+    return ctx, driver, row["artifact_id"]
 
 
 def _rows(engine: Engine, table: Any) -> list[dict[str, Any]]:
@@ -305,7 +290,7 @@ def test_every_route_is_for_staff_only(server: LiveServer) -> None:
 
 
 def test_ingest_routes_accept_ingest_tokens(server: LiveServer) -> None:
-    repo.upsert_organization(server.engine, "org_x", "X")
+    clubs.upsert_organization(server.engine, "org_x", "X")
     headers = server.headers(server.ingest_token)
     event = {"event_id": "evt_ingest_1", "event_type": "artifact_received", "timestamp": now_ms()}
     sent = httpx.post(f"{server.url}/api/v1/events", json=event, headers=headers)
@@ -370,7 +355,7 @@ def test_session_cookies_are_secure_behind_https(sqlite_url: str, tmp_path: Path
         assert signed_in.status_code == 303
         assert {"secure", "httponly", "samesite=lax"} <= _cookie_flags(signed_in)
     finally:
-        _stop(server)
+        server.stop()
 
 
 def test_a_tampered_session_is_anonymous(lite: LiveServer) -> None:
@@ -438,7 +423,7 @@ def test_session_state_changes_need_the_csrf_token(server: LiveServer) -> None:
 
 
 def test_ingest_routes_need_the_csrf_token_with_a_session(lite: LiveServer) -> None:
-    repo.upsert_organization(lite.engine, "org_x", "X")
+    clubs.upsert_organization(lite.engine, "org_x", "X")
     client, csrf = _signed_in(lite)
     event = {"event_id": "evt_csrf", "event_type": "artifact_received", "timestamp": now_ms()}
     note = {"organization_id": "org_x", "coach_user_id": "coach_1", "text": "Knee knock."}

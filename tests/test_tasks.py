@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from conftest import POSTGRES_URL, REDIS_URL, require_postgres, reset_postgres
 from services import unavailable
-from voicewatch import events, worker
+from voicewatch import event_queries, worker
 from voicewatch.config import Settings
 from voicewatch.pipeline import repository as repo
 from voicewatch.simulate import simulate_notes
@@ -63,7 +63,7 @@ def test_a_note_runs_through_huey_on_the_embedded_sqlite_queue(tmp_path: Path) -
     assert statuses == {i: "completed" for i in ids}
     assert ctx.monitor.flush(timeout=30)
     for artifact_id in ids:
-        kinds = [e["event_type"] for e in events.artifact_timeline(ctx.engine, artifact_id)]
+        kinds = [e["event_type"] for e in event_queries.artifact_timeline(ctx.engine, artifact_id)]
         assert kinds[0] == "artifact_received" and kinds[-1] == "artifact_completed"
     ctx.monitor.close()
 
@@ -164,7 +164,7 @@ def test_two_worker_processes_on_postgresql_and_redis(tmp_path: Path) -> None:
         "an artifact ended twice"
     )
     for artifact_id in ids[:50]:
-        kinds = [e["event_type"] for e in events.artifact_timeline(ctx.engine, artifact_id)]
+        kinds = [e["event_type"] for e in event_queries.artifact_timeline(ctx.engine, artifact_id)]
         if statuses[artifact_id] == "completed":
             for needed in ("transcription_completed", "claims_extracted", "drafts_generated"):
                 assert needed in kinds, (artifact_id, kinds)

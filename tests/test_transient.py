@@ -23,7 +23,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from conftest import POSTGRES_URL, require_postgres
-from voicewatch import events, tasks, worker
+from voicewatch import event_queries, tasks, worker
 from voicewatch.config import Settings
 from voicewatch.pipeline import repository as repo
 from voicewatch.pipeline.intake import submit_note
@@ -242,7 +242,7 @@ def test_a_lock_before_the_claim_is_retried_by_the_queue(
     assert "database is locked" in caplog.text
     assert counting.calls == [artifact_id]  # transcribed once
     assert ctx.monitor.flush(timeout=30)
-    kinds = [e["event_type"] for e in events.artifact_timeline(ctx.engine, artifact_id)]
+    kinds = [e["event_type"] for e in event_queries.artifact_timeline(ctx.engine, artifact_id)]
     assert kinds.count("transcription_completed") == 1 and kinds.count("drafts_generated") == 1
 
 

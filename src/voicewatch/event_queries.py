@@ -2,7 +2,6 @@
 
 The other half of ``events`` (which writes the log and keeps its counters):
 pages, the API and the alert rules read events through these functions.
-``events`` re-exports them, so ``events.artifact_timeline`` keeps working.
 """
 
 from __future__ import annotations

@@ -382,37 +382,3 @@ def _fold(state: dict[str, Any], row: dict[str, Any], e2e: dict[str, float]) -> 
     elif event_type in ("artifact_received", "retry_initiated") or event_type.endswith("_started"):
         state["state"] = model.TrackedState.IN_FLIGHT.value
         state["error_message"] = None
-
-
-# The reading half lives in ``event_queries``; re-exported so ``events.X`` keeps working.
-from voicewatch.event_queries import (  # noqa: E402
-    CursorError,
-    EventFilter,
-    artifact_timeline,
-    artifacts_in_flight,
-    decode_cursor,
-    encode_cursor,
-    event_to_dict,
-    failed_artifacts,
-    iter_events,
-    recent_events,
-)
-
-__all__ = [
-    "AI_COST",
-    "E2E_LATENCY",
-    "NOT_COST_BEARING",
-    "STAGE_LATENCY",
-    "CursorError",
-    "EventFilter",
-    "LogResult",
-    "artifact_timeline",
-    "artifacts_in_flight",
-    "decode_cursor",
-    "encode_cursor",
-    "event_to_dict",
-    "failed_artifacts",
-    "iter_events",
-    "log_events",
-    "recent_events",
-]

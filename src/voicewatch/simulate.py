@@ -175,12 +175,12 @@ def traffic(
 
 def seed_demo_clubs(engine: Any) -> None:
     """Create the demo organizations and their rosters if absent (idempotent)."""
-    from voicewatch.pipeline import repository as repo
+    from voicewatch.pipeline import clubs
     from voicewatch.simulate_notes import DEMO_CLUBS, roster_csv, seed_demo_coaches
 
     for club in DEMO_CLUBS:
-        repo.upsert_organization(engine, club.organization_id, club.name)
-        repo.import_roster(engine, club.organization_id, roster_csv(club))
+        clubs.upsert_organization(engine, club.organization_id, club.name)
+        clubs.import_roster(engine, club.organization_id, roster_csv(club))
     seed_demo_coaches(engine)  # the coach loop: demo coaches have names (coaching.people)
 
 

@@ -23,8 +23,8 @@ from sqlalchemy import Engine
 from voicewatch import retry, tasks
 from voicewatch.config import Settings
 from voicewatch.pipeline import runtime
+from voicewatch.pipeline.context import PipelineContext
 from voicewatch.pipeline.recovery import recover
-from voicewatch.pipeline.stages import PipelineContext
 
 
 def build_context(

@@ -77,6 +77,13 @@ class RuleResult:
 Rule = Callable[[Engine, int, AlertThresholds], RuleResult]
 
 
+def _platform(
+    kind: AlertKind, severity: Severity, message: str, details: dict[str, Any]
+) -> RuleResult:
+    """One alert for the whole platform (scope ``PLATFORM``): what most rules find."""
+    return RuleResult([Finding(kind, PLATFORM, severity, message, details)])
+
+
 def _ms_text(ms: float) -> str:
     return f"{ms / 1000:.1f} s" if ms >= 1000 else f"{ms:.0f} ms"
 
@@ -102,18 +109,13 @@ def rule_failure_rate(engine: Engine, now: int, t: AlertThresholds) -> RuleResul
     else:
         return RuleResult()
     minutes = t.failure_rate_window_minutes
-    return RuleResult(
-        [
-            Finding(
-                AlertKind.FAILURE_RATE,
-                PLATFORM,
-                severity,
-                f"Failure rate {rate:.1%} over the last {minutes} min ({failed} failed of"
-                f" {received} received) is above {limit:.0%}",
-                {"failure_rate": rate, "failed": failed, "received": received,
-                 "threshold": limit, "window_minutes": minutes},
-            )
-        ]
+    return _platform(
+        AlertKind.FAILURE_RATE,
+        severity,
+        f"Failure rate {rate:.1%} over the last {minutes} min ({failed} failed of"
+        f" {received} received) is above {limit:.0%}",
+        {"failure_rate": rate, "failed": failed, "received": received,
+         "threshold": limit, "window_minutes": minutes},
     )  # fmt: skip
 
 
@@ -138,20 +140,15 @@ def rule_latency(engine: Engine, now: int, t: AlertThresholds) -> RuleResult:
     )
     if history_n == 0 or history <= 0 or recent <= t.latency_factor * history:
         return RuleResult()
-    return RuleResult(
-        [
-            Finding(
-                AlertKind.LATENCY,
-                PLATFORM,
-                Severity.WARNING,
-                f"Average end-to-end latency {_ms_text(recent)} over the last {minutes} min is"
-                f" {recent / history:.1f}x the {t.latency_history_days}-day average"
-                f" ({_ms_text(history)})",
-                {"avg_latency_ms": recent, "completed": completed,
-                 "historical_avg_latency_ms": history, "historical_completed": history_n,
-                 "factor": t.latency_factor, "window_minutes": minutes},
-            )
-        ]
+    return _platform(
+        AlertKind.LATENCY,
+        Severity.WARNING,
+        f"Average end-to-end latency {_ms_text(recent)} over the last {minutes} min is"
+        f" {recent / history:.1f}x the {t.latency_history_days}-day average"
+        f" ({_ms_text(history)})",
+        {"avg_latency_ms": recent, "completed": completed,
+         "historical_avg_latency_ms": history, "historical_completed": history_n,
+         "factor": t.latency_factor, "window_minutes": minutes},
     )  # fmt: skip
 
 
@@ -160,16 +157,11 @@ def rule_queue_depth(engine: Engine, now: int, t: AlertThresholds) -> RuleResult
     depth = queue_depth(engine)
     if depth <= t.queue_depth:
         return RuleResult()
-    return RuleResult(
-        [
-            Finding(
-                AlertKind.QUEUE_DEPTH,
-                PLATFORM,
-                Severity.WARNING,
-                f"{depth} artifacts in flight (threshold {t.queue_depth})",
-                {"queue_depth": depth, "threshold": t.queue_depth},
-            )
-        ]
+    return _platform(
+        AlertKind.QUEUE_DEPTH,
+        Severity.WARNING,
+        f"{depth} artifacts in flight (threshold {t.queue_depth})",
+        {"queue_depth": depth, "threshold": t.queue_depth},
     )
 
 
@@ -178,16 +170,11 @@ def rule_disambiguation_backlog(engine: Engine, now: int, t: AlertThresholds) ->
     backlog = disambiguation_backlog(engine)
     if backlog <= t.disambiguation_backlog:
         return RuleResult()
-    return RuleResult(
-        [
-            Finding(
-                AlertKind.DISAMBIGUATION_BACKLOG,
-                PLATFORM,
-                Severity.WARNING,
-                f"{backlog} names wait for disambiguation (threshold {t.disambiguation_backlog})",
-                {"backlog": backlog, "threshold": t.disambiguation_backlog},
-            )
-        ]
+    return _platform(
+        AlertKind.DISAMBIGUATION_BACKLOG,
+        Severity.WARNING,
+        f"{backlog} names wait for disambiguation (threshold {t.disambiguation_backlog})",
+        {"backlog": backlog, "threshold": t.disambiguation_backlog},
     )
 
 
@@ -243,17 +230,12 @@ def rule_pipeline_stalled(engine: Engine, now: int, t: AlertThresholds) -> RuleR
     )
     if not waiting:
         return RuleResult()
-    return RuleResult(
-        [
-            Finding(
-                AlertKind.PIPELINE_STALLED,
-                PLATFORM,
-                Severity.CRITICAL,
-                f"No artifact completed or failed in the last {minutes} min while {waiting}"
-                f" artifact{'s' if waiting != 1 else ''} waited longer than that",
-                {"waiting": waiting, "earliest_received_at": earliest, "window_minutes": minutes},
-            )
-        ]
+    return _platform(
+        AlertKind.PIPELINE_STALLED,
+        Severity.CRITICAL,
+        f"No artifact completed or failed in the last {minutes} min while {waiting}"
+        f" artifact{'s' if waiting != 1 else ''} waited longer than that",
+        {"waiting": waiting, "earliest_received_at": earliest, "window_minutes": minutes},
     )
 
 

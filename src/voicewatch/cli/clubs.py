@@ -26,7 +26,7 @@ def org_create(
 
     Example: voicewatch org create org_clg --name "Clonmore GAA"
     """
-    from voicewatch.pipeline.repository import upsert_organization
+    from voicewatch.pipeline.clubs import upsert_organization
 
     created = upsert_organization(engine_of(ctx), organization_id, name)
     typer.echo(f"{'created' if created else 'renamed'} {organization_id}: {name}")
@@ -43,7 +43,7 @@ def roster_import(
 
     Example: voicewatch roster import org_clg roster.csv
     """
-    from voicewatch.pipeline.repository import import_roster
+    from voicewatch.pipeline.clubs import import_roster
 
     if not file.is_file():
         fail(f"no such file: {file}")

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from voicewatch import events, model
+from voicewatch import event_queries, model
 from voicewatch.dashboard import filters as page
 from voicewatch.dashboard.filters import BadFilter, day_range
 from voicewatch.dashboard.summary import event_summary, kind
@@ -31,14 +31,14 @@ class EventQuery:
     date_to: str = ""
     cursor: str = ""
 
-    def to_filter(self) -> events.EventFilter:
+    def to_filter(self) -> event_queries.EventFilter:
         unknown = [t for t in self.event_types if t not in model.EVENT_TYPE_NAMES]
         if unknown:
             raise BadFilter(f"unknown event type: {unknown[0][:64]}")
         if self.pipeline_stage and self.pipeline_stage not in _STAGE_ORDER:
             raise BadFilter(f"unknown stage: {self.pipeline_stage[:64]}")
         since, until = day_range(self.date_from, self.date_to)
-        return events.EventFilter(
+        return event_queries.EventFilter(
             event_types=self.event_types,
             pipeline_stage=self.pipeline_stage or None,
             organization_id=self.organization_id or None,
@@ -64,7 +64,7 @@ class EventQuery:
         return out
 
 
-def _api_event_params(f: events.EventFilter) -> list[tuple[str, str]]:
+def _api_event_params(f: event_queries.EventFilter) -> list[tuple[str, str]]:
     """The same filters as ``/api/v1/events(.csv)`` takes them (times in epoch ms)."""
     out = [("event_type", t) for t in f.event_types]
     for key, value in (
@@ -94,10 +94,10 @@ def events_page(engine: Engine, query: EventQuery, *, limit: int | None = None) 
     limit = limit or page.PAGE_SIZE
     filters = query.to_filter()
     try:
-        items, next_cursor = events.recent_events(
+        items, next_cursor = event_queries.recent_events(
             engine, filters, limit=limit, cursor=query.cursor or None
         )
-    except events.CursorError as exc:
+    except event_queries.CursorError as exc:
         raise BadFilter("invalid cursor") from exc
     _decorate_events(engine, items)
     orgs = organization_choices(engine)

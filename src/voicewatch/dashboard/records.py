@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, or_, select
 
-from voicewatch import events
+from voicewatch import event_queries
 from voicewatch.names import organization_names
 from voicewatch.retry import retry_history
 from voicewatch.store import read_connection
@@ -200,6 +200,6 @@ def artifact_detail(engine: Engine, artifact_id: str) -> dict[str, Any] | None:
         "artifact": artifact,
         "transcript": transcript,
         "claims": claims,
-        "events": events.artifact_timeline(engine, artifact_id),
+        "events": event_queries.artifact_timeline(engine, artifact_id),
         "retries": retry_history(engine, artifact_id),
     }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from voicewatch import events, model
+from voicewatch import event_queries, events, model
 
 #: The five stages of the flow graph, in pipeline order, with their labels.
 FLOW_STAGES: tuple[tuple[str, str], ...] = (
@@ -69,7 +69,7 @@ def event_summary(event: dict[str, Any]) -> str:
 
 def feed_event(row: Any) -> dict[str, Any]:
     """An event row as the feed and the live stream send it: the event, row id, kind, summary."""
-    out = events.event_to_dict(row)
+    out = event_queries.event_to_dict(row)
     out["id"] = int(row.id)
     out["kind"] = kind(out["event_type"])
     out["summary"] = event_summary(out)

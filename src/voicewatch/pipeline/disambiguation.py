@@ -29,7 +29,8 @@ from sqlalchemy import Connection, select, update
 
 from voicewatch.clock import now_ms
 from voicewatch.model import ClaimStatus, DraftStatus, ResolutionStatus, Stage
-from voicewatch.pipeline import repository as repo
+from voicewatch.pipeline import clubs
+from voicewatch.pipeline.context import PipelineContext
 from voicewatch.pipeline.decisions import (
     Actor,
     Conflict,
@@ -38,7 +39,6 @@ from voicewatch.pipeline.decisions import (
     record_decision,
 )
 from voicewatch.pipeline.drafts import draft_for_claim
-from voicewatch.pipeline.stages import PipelineContext
 from voicewatch.store import write_transaction
 from voicewatch.store.tables import (
     insight_drafts,
@@ -122,7 +122,7 @@ def resolve_waiting_name(
     at = now_ms() if now is None else now
     with write_transaction(ctx.engine) as conn:
         item = _load(conn, resolution_id, actor)
-        roster = repo.roster(ctx.engine, item["organization_id"]) if entity_id else []
+        roster = clubs.roster(ctx.engine, item["organization_id"]) if entity_id else []
         entry = _entity(roster, entity_id, item["organization_id"]) if entity_id else None
         status = ResolutionStatus.USER_RESOLVED.value if entry else UNRESOLVED
         conn.execute(
@@ -152,7 +152,7 @@ def resolve_waiting_name(
         )
         draft, generated = _move_claim_on(conn, item["claim_id"], at)
     if entry is not None:
-        repo.learn_alias(
+        clubs.learn_alias(
             ctx.engine,
             item["coach_user_id"],
             item["organization_id"],

@@ -15,9 +15,9 @@ from sqlalchemy import Connection, select, update
 
 from voicewatch.model import ArtifactStatus
 from voicewatch.pipeline.audio_store import MAX_AUDIO_BYTES, UploadError, sniff_audio, store_upload
+from voicewatch.pipeline.context import PipelineContext
 from voicewatch.pipeline.intake import submit_note
 from voicewatch.pipeline.repository import RecordError
-from voicewatch.pipeline.stages import PipelineContext
 from voicewatch.store.tables import voice_note_artifacts
 
 __all__ = [

@@ -6,7 +6,8 @@ from typing import Any
 
 from voicewatch.model import Stage
 from voicewatch.pipeline import repository as repo
-from voicewatch.pipeline.stages import PipelineContext, emit_received
+from voicewatch.pipeline.context import PipelineContext
+from voicewatch.pipeline.stages import emit_received
 
 
 def submit_note(

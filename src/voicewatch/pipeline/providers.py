@@ -226,7 +226,7 @@ def _audio_transcriber(settings: Settings) -> Any:
         return LocalWhisperTranscriber(choice.model_dir, threads=settings.whisper_threads)
     if choice.reason and settings.transcriber != "auto":
         logger.warning("transcriber: %s; using pocketsphinx", choice.reason)
-    from voicewatch.pipeline.transcription import LocalTranscriber
+    from voicewatch.pipeline.pocketsphinx import LocalTranscriber
 
     return LocalTranscriber()
 
@@ -237,7 +237,7 @@ def extractor_for(
     """``extract(artifact, text, roster_names) -> (claims, cost)`` for the configured extractor."""
     if settings.extractor != "openai":
         from voicewatch.pipeline.claims import extract_claims
-        from voicewatch.pipeline.repository import aliases_for
+        from voicewatch.pipeline.clubs import aliases_for
 
         rules = GuardedCall(
             engine, "claims", emit, stage="claims_extraction", settings=settings, clock=clock

@@ -25,7 +25,8 @@ from sqlalchemy import Engine, select
 
 from voicewatch.clock import now_ms
 from voicewatch.model import ArtifactStatus
-from voicewatch.pipeline.stages import PREVIOUS, PipelineContext, fail_stage
+from voicewatch.pipeline.context import PipelineContext
+from voicewatch.pipeline.stages import PREVIOUS, fail_stage
 from voicewatch.store import read_connection
 from voicewatch.store.tables import voice_note_artifacts as artifacts_t
 

@@ -17,20 +17,16 @@ from sqlalchemy import Connection, Engine, Table, delete, func, select, update
 
 from voicewatch.clock import now_ms
 from voicewatch.model import ArtifactStatus
+
+# ``roster`` is re-exported only for web/pages_coach.py (``repo.roster``), which the coach-side
+# issue was editing when the other callers moved to ``clubs``: point it there, drop it here.
 from voicewatch.pipeline.clubs import (
     SOURCE_CHANNELS,
     RecordError,
-    RosterReport,
-    aliases_for,
     ensure_coach,
-    import_roster,
-    learn_alias,
     organization_exists,
-    player_id_for,
-    roster,
-    team_id_for,
-    upsert_organization,
 )
+from voicewatch.pipeline.clubs import roster as roster
 from voicewatch.store import read_connection, write_transaction
 from voicewatch.store.tables import (
     insight_drafts,
@@ -39,37 +35,6 @@ from voicewatch.store.tables import (
     voice_note_entity_resolutions,
     voice_note_transcripts,
 )
-
-#: The clubs' functions are re-exported, so ``repo.upsert_organization`` keeps working.
-__all__ = [
-    "SOURCE_CHANNELS",
-    "RecordError",
-    "RosterReport",
-    "aliases_for",
-    "claim_stage",
-    "claims_of",
-    "create_artifact",
-    "decide_draft",
-    "drafts_of",
-    "ensure_coach",
-    "fail_artifact",
-    "finish_stage",
-    "get_artifact",
-    "get_transcript",
-    "import_roster",
-    "learn_alias",
-    "new_artifact_id",
-    "organization_exists",
-    "player_id_for",
-    "replace_claims",
-    "replace_drafts",
-    "replace_resolutions",
-    "resolutions_of",
-    "roster",
-    "store_transcript",
-    "team_id_for",
-    "upsert_organization",
-]
 
 # --- artifacts ----------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from sqlalchemy import Engine
 
 from voicewatch.config import Settings
-from voicewatch.pipeline.stages import PipelineContext, RetryRecorder
+from voicewatch.pipeline.context import PipelineContext, RetryRecorder
 
 _lock = threading.Lock()
 _context: PipelineContext | None = None

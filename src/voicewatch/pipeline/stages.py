@@ -29,7 +29,7 @@ from typing import Any
 from voicewatch.clock import now_ms
 from voicewatch.model import STAGE_EVENTS, ArtifactStatus, Stage
 from voicewatch.pipeline import repository as repo
-from voicewatch.pipeline.context import InjectedFault, PipelineContext, RetryRecorder, StageError
+from voicewatch.pipeline.context import InjectedFault, PipelineContext
 from voicewatch.pipeline.context import in_place as _in_place
 from voicewatch.pipeline.steps import WORK as _WORK
 from voicewatch.store.transient import first_line, is_transient
@@ -295,19 +295,3 @@ def _deferred_or(
     if not isinstance(exc, RateLimited):
         return exc
     return defer_stage(ctx, artifact, before, attempt, stage, exc)
-
-
-#: Re-exported: callers keep importing the context and the errors from here.
-__all__ = [
-    "NEXT",
-    "PREVIOUS",
-    "STORE_UNAVAILABLE",
-    "InjectedFault",
-    "PipelineContext",
-    "RetryRecorder",
-    "StageError",
-    "emit_received",
-    "fail_stage",
-    "fail_unavailable",
-    "run_stage",
-]

@@ -14,6 +14,7 @@ from typing import Any
 
 from voicewatch.clock import now_ms
 from voicewatch.model import ArtifactStatus, Stage
+from voicewatch.pipeline import clubs
 from voicewatch.pipeline import repository as repo
 from voicewatch.pipeline.alias_use import BY_ALIAS, count_alias_uses
 from voicewatch.pipeline.context import PipelineContext, StageError
@@ -34,7 +35,7 @@ def _transcription(ctx: PipelineContext, artifact: dict[str, Any], attempt: int)
     artifact_id = artifact["artifact_id"]
 
     def transcribe() -> tuple[Any, float]:
-        names = [entry.name for entry in repo.roster(ctx.engine, artifact["organization_id"])]
+        names = [entry.name for entry in clubs.roster(ctx.engine, artifact["organization_id"])]
         return ctx.transcribe(artifact, names)
 
     transcript, cost = _in_place(transcribe, artifact_id, attempt, "transcribe")
@@ -90,7 +91,7 @@ def _claims(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Out
             raise StageError("no transcript to extract claims from", "missing_transcript")
         names = [
             entry.name
-            for entry in repo.roster(ctx.engine, artifact["organization_id"])
+            for entry in clubs.roster(ctx.engine, artifact["organization_id"])
             if entry.entity_type == "player"
         ]
         return ctx.extract(artifact, transcript["full_text"], names)
@@ -134,8 +135,8 @@ def _resolution(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) ->
     claims, roster, aliases = _in_place(
         lambda: (
             repo.claims_of(ctx.engine, artifact_id),
-            repo.roster(ctx.engine, artifact["organization_id"]),
-            repo.aliases_for(ctx.engine, artifact["coach_user_id"], artifact["organization_id"]),
+            clubs.roster(ctx.engine, artifact["organization_id"]),
+            clubs.aliases_for(ctx.engine, artifact["coach_user_id"], artifact["organization_id"]),
         ),
         artifact_id,
         attempt,

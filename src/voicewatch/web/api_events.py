@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import Engine
 
-from voicewatch import events, model
+from voicewatch import event_queries, events, model
 from voicewatch.auth import Principal
 from voicewatch.ingest_guard import split_reserved
 from voicewatch.validation import Invalid
@@ -118,14 +118,14 @@ def _filters(
     errors_only: bool,
     since: int | None,
     until: int | None,
-) -> events.EventFilter:
+) -> event_queries.EventFilter:
     types = tuple(t for t in (event_type or []) if t)
     unknown = [t for t in types if t not in model.EVENT_TYPE_NAMES]
     if unknown:
         raise ApiError(422, f"unknown event_type: {unknown[0][:64]}")
     if pipeline_stage and pipeline_stage not in {s.value for s in model.Stage}:
         raise ApiError(422, f"unknown pipeline_stage: {pipeline_stage[:64]}")
-    return events.EventFilter(
+    return event_queries.EventFilter(
         event_types=types,
         pipeline_stage=pipeline_stage or None,
         organization_id=organization_id or None,
@@ -163,10 +163,10 @@ def list_events(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
     try:
-        items, next_cursor = events.recent_events(
+        items, next_cursor = event_queries.recent_events(
             engine, query.filters, limit=limit, cursor=cursor or None
         )
-    except events.CursorError as exc:
+    except event_queries.CursorError as exc:
         raise ApiError(422, "invalid cursor") from exc
     return {"items": items, "next_cursor": next_cursor}
 
@@ -199,11 +199,11 @@ def _csv_safe(value: Any) -> Any:
     return value
 
 
-def _csv_rows(engine: Engine, filters: events.EventFilter) -> Iterator[str]:
+def _csv_rows(engine: Engine, filters: event_queries.EventFilter) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
-    for item in events.iter_events(engine, filters):
+    for item in event_queries.iter_events(engine, filters):
         flat = {**item, **item["metadata"]}
         writer.writerow([_csv_safe(flat.get(c)) for c in CSV_COLUMNS])
         if buffer.tell() > 64 * 1024:
