@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
-from voicewatch.clock import now_ms
+from voicewatch.clock import now_ms, to_iso
 from voicewatch.model import DraftStatus
 from voicewatch.pipeline.context import PipelineContext
 from voicewatch.pipeline.decisions import (
@@ -149,7 +149,10 @@ def undo_auto_apply(
             raise Conflict(f"draft {draft_id} was not auto-applied: nothing to undo")
         closes = int(insight.applied_at) + window_ms
         if at > closes:
-            raise Conflict(f"the undo window of draft {draft_id} closed at {closes} (epoch ms)")
+            raise Conflict(
+                f"the undo window of draft {draft_id} closed at {to_iso(closes)}: "
+                "the insight stays applied"
+            )
         conn.execute(
             update(voice_note_insights)
             .where(voice_note_insights.c.insight_id == insight.insight_id)

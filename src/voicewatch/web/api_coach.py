@@ -18,17 +18,18 @@ from voicewatch import model
 from voicewatch.auth import Principal
 from voicewatch.coaching.inbox import pending_drafts, waiting_names
 from voicewatch.model import TokenScope
-from voicewatch.pipeline.decisions import (
+from voicewatch.pipeline.facade import (
     Actor,
     DecisionError,
     confirm_draft,
     reject_draft,
+    resolve_waiting_name,
+    undo_auto_apply,
 )
-from voicewatch.pipeline.disambiguation import resolve_waiting_name
-from voicewatch.web.api_artifacts import _pipeline
 from voicewatch.web.body import parse_json, read_limited, require_json_content_type
 from voicewatch.web.deps import _check_csrf, authenticated, get_engine, get_settings
 from voicewatch.web.errors import ApiError
+from voicewatch.web.pipeline_context import pipeline_context
 from voicewatch.web.responses import COMMON_ERRORS, WRITE_ERRORS, error_responses
 from voicewatch.web.write_gate import write_gate
 
@@ -117,7 +118,7 @@ async def _body(request: Request, allowed: set[str]) -> dict[str, Any]:
 
 
 async def _decide(request: Request, work: Any) -> Any:
-    pipeline = await run_in_threadpool(_pipeline, request)
+    pipeline = await run_in_threadpool(pipeline_context, request)
     gate = write_gate(request)
     try:
         return await run_in_threadpool(lambda: gate.run(lambda: work(pipeline), "a decision"))
@@ -157,8 +158,6 @@ async def reject(request: Request, draft_id: str, actor: ActorDep) -> dict[str, 
     responses=_DECIDE,
 )
 async def undo(request: Request, draft_id: str, actor: ActorDep) -> dict[str, Any]:
-    from voicewatch.pipeline.autoapply import undo_auto_apply
-
     await _body(request, set())
     window_ms = get_settings(request).undo_window_minutes * 60_000
     return dict(
