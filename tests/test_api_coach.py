@@ -252,7 +252,11 @@ def test_undo_an_auto_applied_draft_over_http(world: dict[str, Any]) -> None:
     assert artifact  # the drafts of coach_1's first note
     with write_transaction(engine) as conn:
         set_threshold(conn, "coach_1", "org_clg", 0.05, 0)
-    assert apply_above_threshold(engine, artifact[0]["artifact_id"]) == 2
+    ctx, _driver = make_pipeline(world["server"].settings.database_url)
+    try:
+        assert apply_above_threshold(ctx, artifact[0]["artifact_id"]) == 2
+    finally:
+        ctx.monitor.close()
     with write_transaction(engine) as conn:  # the second was applied two hours ago
         conn.execute(
             update(voice_note_insights)

@@ -28,6 +28,8 @@ class Outcome:
     event_type: str
     status: str
     metadata: dict[str, Any]
+    #: what follows once the stage's own events are out (the last stage's auto-apply)
+    then: Callable[[], Any] | None = None
 
 
 def _transcription(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Outcome:
@@ -233,17 +235,18 @@ def _drafts(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Out
     _in_place(save, artifact_id, attempt, "store the drafts")
     from voicewatch.pipeline.autoapply import apply_above_threshold  # the coach loop
 
-    _in_place(
-        lambda: apply_above_threshold(ctx.engine, artifact_id),
-        artifact_id,
-        attempt,
-        "auto-apply the drafts above the coach's threshold",
-    )
     confidence = sum(d["ai_confidence"] for d in drafts) / len(drafts) if drafts else 0.0
     return Outcome(
         "drafts_generated",
         ArtifactStatus.COMPLETED.value,
         {"draft_count": len(drafts), "confidence_score": round(confidence, 4)},
+        # after drafts_generated, so each auto-applied draft's draft_confirmed follows it
+        then=lambda: _in_place(
+            lambda: apply_above_threshold(ctx, artifact_id),
+            artifact_id,
+            attempt,
+            "auto-apply the drafts above the coach's threshold",
+        ),
     )
 
 
