@@ -173,14 +173,16 @@ def _resolution(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) ->
                     "resolved_by": BY_ALIAS if best and best.matched_on == "alias" else None,
                 }
             )
-    disambiguations = sum(1 for r in rows if r["status"] != "auto_resolved")
-    alias_hits = [r["raw_text"] for r in rows if r["resolved_by"] == BY_ALIAS]
+    stored: list[dict[str, Any]] = []
 
     def save() -> None:
         with write_transaction(ctx.engine) as conn:
-            repo.replace_resolutions(conn, artifact_id, artifact["organization_id"], rows)
+            kept_and_new, hits = repo.replace_resolutions(
+                conn, artifact_id, artifact["organization_id"], rows
+            )
+            stored[:] = kept_and_new  # a person's resolutions stay (a retry: ``outputs``)
             count_alias_uses(
-                conn, artifact["coach_user_id"], artifact["organization_id"], alias_hits, now_ms()
+                conn, artifact["coach_user_id"], artifact["organization_id"], hits.new, now_ms()
             )
             if not repo.finish_stage(
                 conn,
@@ -192,11 +194,17 @@ def _resolution(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) ->
                 raise StageError("the artifact changed during entity resolution", "conflict")
 
     _in_place(save, artifact_id, attempt, "store the resolutions")
+    # a name the pipeline could not place; one a person placed (kept by a retry) is not
+    disambiguations = sum(
+        1
+        for r in stored
+        if r["status"] != "auto_resolved" and r.get("resolved_by") in (None, BY_ALIAS)
+    )
     event = "entity_needs_disambiguation" if disambiguations else "entity_resolution_completed"
     return Outcome(
         event,
         ArtifactStatus.PROCESSING.value,
-        {"entity_count": len(rows), "disambiguation_count": disambiguations},
+        {"entity_count": len(stored), "disambiguation_count": disambiguations},
     )
 
 
@@ -220,9 +228,12 @@ def _drafts(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Out
         if claim["status"] == "resolved"
     ]
 
+    written: list[dict[str, Any]] = []
+
     def save() -> None:
         with write_transaction(ctx.engine) as conn:
-            repo.replace_drafts(conn, artifact_id, artifact["organization_id"], drafts)
+            # a claim whose draft a person (or auto-apply) decided keeps it (``outputs``)
+            written[:] = repo.replace_drafts(conn, artifact_id, artifact["organization_id"], drafts)
             if not repo.finish_stage(
                 conn,
                 artifact_id,
@@ -235,11 +246,11 @@ def _drafts(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Out
     _in_place(save, artifact_id, attempt, "store the drafts")
     from voicewatch.pipeline.autoapply import apply_above_threshold  # the coach loop
 
-    confidence = sum(d["ai_confidence"] for d in drafts) / len(drafts) if drafts else 0.0
+    confidence = sum(d["ai_confidence"] for d in written) / len(written) if written else 0.0
     return Outcome(
         "drafts_generated",
         ArtifactStatus.COMPLETED.value,
-        {"draft_count": len(drafts), "confidence_score": round(confidence, 4)},
+        {"draft_count": len(written), "confidence_score": round(confidence, 4)},
         # after drafts_generated, so each auto-applied draft's draft_confirmed follows it
         then=lambda: _in_place(
             lambda: apply_above_threshold(ctx, artifact_id),
