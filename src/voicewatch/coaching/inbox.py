@@ -12,6 +12,7 @@ Beside them, what was applied without asking and may still be undone.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -34,19 +35,36 @@ res_t = voice_note_entity_resolutions
 MAX_ITEMS = 500
 
 
+@dataclass(frozen=True)
+class Created:
+    """Items created in [``since``, ``until``] (epoch ms, both ends in; None: open)."""
+
+    since: int | None = None
+    until: int | None = None
+
+
+ANY_TIME = Created()
+
+
 def _page(
     query: Any,
     table: Any,
     coach_user_id: str | None,
     organization_id: str | None,
     limit: int,
+    created: Created = ANY_TIME,
 ) -> Any:
-    """``query`` narrowed to one coach (None: all) and organization, a page of at most ``limit``."""
+    """``query`` narrowed to one coach (None: all), organization and creation time, a page
+    of at most ``limit``."""
     if coach_user_id is not None:
         owner = table.c.coach_user_id if "coach_user_id" in table.c else art.c.coach_user_id
         query = query.where(owner == coach_user_id)
     if organization_id:
         query = query.where(table.c.organization_id == organization_id)
+    if created.since is not None:
+        query = query.where(table.c.created_at >= created.since)
+    if created.until is not None:
+        query = query.where(table.c.created_at <= created.until)
     return query.limit(max(1, min(limit, MAX_ITEMS)))
 
 
@@ -64,6 +82,7 @@ def pending_drafts(
     *,
     organization_id: str | None = None,
     limit: int = 100,
+    created: Created = ANY_TIME,
 ) -> list[dict[str, Any]]:
     """Pending drafts of one coach (or all), oldest first, with the player's name."""
     query = (
@@ -81,7 +100,8 @@ def pending_drafts(
         .where(insight_drafts.c.status == DraftStatus.PENDING.value)
         .order_by(insight_drafts.c.created_at, insight_drafts.c.draft_id)
     )
-    return _rows(engine, _page(query, insight_drafts, coach_user_id, organization_id, limit))
+    page = _page(query, insight_drafts, coach_user_id, organization_id, limit, created)
+    return _rows(engine, page)
 
 
 def auto_applied(
@@ -122,6 +142,7 @@ def waiting_names(
     *,
     organization_id: str | None = None,
     limit: int = 100,
+    created: Created = ANY_TIME,
 ) -> list[dict[str, Any]]:
     """Names waiting for a person, oldest first, with the candidates and the claim's text."""
     query = (
@@ -136,7 +157,7 @@ def waiting_names(
         .where(waiting_condition())
         .order_by(res_t.c.created_at, res_t.c.resolution_id)
     )
-    rows = _rows(engine, _page(query, res_t, coach_user_id, organization_id, limit))
+    rows = _rows(engine, _page(query, res_t, coach_user_id, organization_id, limit, created))
     for row in rows:
         row["candidates"] = json.loads(row["candidates"] or "[]")
         row["not_on_roster"] = row["status"] == ResolutionStatus.UNRESOLVED.value
