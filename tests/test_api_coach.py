@@ -265,7 +265,12 @@ def test_undo_an_auto_applied_draft_over_http(world: dict[str, Any]) -> None:
         )
     with _client(world, "coach_2") as other:
         assert other.post(f"/api/v1/coach/drafts/{first}/undo").status_code == 404
+        assert other.get("/api/v1/coach/applied").json()["items"] == []  # not theirs
     with _client(world, "coach_1") as client:
+        listed = client.get("/api/v1/coach/applied").json()["items"]
+        assert [i["draft_id"] for i in listed] == [first]  # the second's window has closed
+        assert listed[0]["coach"]["name"] == "Jim Murphy" and listed[0]["auto_applied"]
+        assert listed[0]["undo_until"] == listed[0]["applied_at"] + 60 * 60_000
         ok = client.post(f"/api/v1/coach/drafts/{first}/undo")
         assert ok.status_code == 200 and ok.json()["status"] == "pending"
         late = client.post(f"/api/v1/coach/drafts/{second}/undo")
@@ -273,3 +278,4 @@ def test_undo_an_auto_applied_draft_over_http(world: dict[str, Any]) -> None:
         assert [d["draft_id"] for d in client.get("/api/v1/coach/drafts").json()["items"]] == [
             first
         ]
+        assert client.get("/api/v1/coach/applied").json()["items"] == []  # undone

@@ -16,7 +16,8 @@ from fastapi.concurrency import run_in_threadpool
 
 from voicewatch import model
 from voicewatch.auth import Principal
-from voicewatch.coaching.inbox import pending_drafts, waiting_names
+from voicewatch.clock import now_ms
+from voicewatch.coaching.inbox import auto_applied, pending_drafts, waiting_names
 from voicewatch.model import TokenScope
 from voicewatch.pipeline.facade import (
     Actor,
@@ -79,6 +80,30 @@ def list_drafts(
         organization_id=organization_id,
         limit=limit,
     )
+    return {"items": items}
+
+
+@router.get(
+    "/applied",
+    summary="Drafts applied without asking that may still be undone, newest first",
+)
+def list_applied(
+    request: Request,
+    actor: ActorDep,
+    coach_user_id: CoachFilter = None,
+    organization_id: CoachFilter = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    window_ms = get_settings(request).undo_window_minutes * 60_000
+    items = auto_applied(
+        get_engine(request),
+        _scope(actor, coach_user_id),
+        since=now_ms() - window_ms,
+        organization_id=organization_id,
+        limit=limit,
+    )
+    for item in items:
+        item["undo_until"] = int(item["applied_at"]) + window_ms
     return {"items": items}
 
 
