@@ -133,12 +133,17 @@ _ACTIONS: dict[tuple[str, str], Work] = {
 }
 
 
+#: Each kind's id in the path (``/inbox/drafts/{draft_id}/confirm``), as in the coach API.
+_ID_OF = {"drafts": "draft_id", "names": "resolution_id"}
+
+
 def _route(kind: str, action: str) -> Any:
-    """The POST route of one inbox action (``/inbox/{kind}/{item_id}/{action}``)."""
+    """The POST route of one inbox action (``/inbox/{kind}/{id}/{action}``)."""
     work = _ACTIONS[(kind, action)]
 
-    async def route(request: Request, item_id: str, actor: Viewer) -> Response:
-        item, window = item_id[: model.ID_MAX_LEN], _window_ms(request)
+    async def route(request: Request, actor: Viewer) -> Response:
+        item = str(request.path_params[_ID_OF[kind]])[: model.ID_MAX_LEN]
+        window = _window_ms(request)
         return await _decide(request, actor, lambda ctx, form: work(ctx, actor, item, form, window))
 
     route.__name__ = f"inbox_{kind}_{action}"
@@ -147,5 +152,5 @@ def _route(kind: str, action: str) -> Any:
 
 for _kind, _action in _ACTIONS:
     router.add_api_route(
-        f"/inbox/{_kind}/{{item_id}}/{_action}", _route(_kind, _action), methods=["POST"]
+        f"/inbox/{_kind}/{{{_ID_OF[_kind]}}}/{_action}", _route(_kind, _action), methods=["POST"]
     )
