@@ -133,3 +133,35 @@ def test_demo_coaches_are_only_the_demo_clubs_coaches(engine: Any) -> None:
     assert demo_coaches(engine) == []
     seed_demo_clubs(engine)
     assert len(demo_coaches(engine)) == 12
+
+
+def test_the_periodic_task_runs_the_job_with_the_workers_context(sqlite_url: str) -> None:
+    """The Huey task itself, as a worker runs it: the installed context, the real clock.
+    The notes are made 5 hours old first, so everything is due now."""
+    from sqlalchemy import update
+
+    from voicewatch import tasks
+    from voicewatch.pipeline import runtime
+    from voicewatch.simulate import simulate_notes
+    from voicewatch.store import write_transaction
+    from voicewatch.store.tables import insight_drafts, voice_note_entity_resolutions
+
+    driver = QueueDriver()
+    ctx = build_context(Settings(database_url=sqlite_url), enqueue=driver.enqueue)
+    driver.ctx = ctx
+    try:
+        simulate_notes(ctx, Settings(database_url=sqlite_url), artifacts=20, rng=random.Random(9))
+        driver.drain()
+        with write_transaction(ctx.engine) as conn:
+            for table in (insight_drafts, voice_note_entity_resolutions):
+                conn.execute(update(table).values(created_at=table.c.created_at - 5 * HOUR_MS))
+        pending = len(pending_drafts(ctx.engine, None, limit=500))
+        runtime.install(ctx)
+        tasks.simulated_coaches_task.call_local()  # type: ignore[attr-defined]
+        with read_connection(ctx.engine) as conn:
+            decided = conn.execute(select(coach_decisions.c.action)).all()
+    finally:
+        runtime.install(None)
+        ctx.monitor.close()
+    drafts_decided = [a for (a,) in decided if a in ("confirmed", "rejected")]
+    assert pending > 0 and len(drafts_decided) > pending / 2
