@@ -97,7 +97,6 @@ def apply_above_threshold(ctx: PipelineContext, artifact_id: str, now: int | Non
             decision_id,
             at=at,
             waited_ms=waited,
-            confidence=draft["ai_confidence"],
             new_status=AUTO_APPLIED,
         )
     return len(applied)

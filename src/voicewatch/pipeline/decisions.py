@@ -203,7 +203,6 @@ def emit_decision(
     *,
     at: int,
     waited_ms: int | None,
-    confidence: float | None,
     new_status: str,
 ) -> None:
     """A decision's event through the pipeline's emitter (never fails the decision).
@@ -213,6 +212,7 @@ def emit_decision(
     threshold applied it without asking (``autoapply``), so the timeline and the
     event log tell a person's confirm from the pipeline's.
     """
+    confidence = item.get("ai_confidence")  # the draft's, as the seed's metadata has it
     metadata = {"confidence_score": confidence} if confidence is not None else None
     ctx.emit(
         event_type,
@@ -287,7 +287,6 @@ def confirm_draft(
         decision_id,
         at=at,
         waited_ms=waited,
-        confidence=draft["ai_confidence"],
         new_status=DraftStatus.APPLIED.value,
     )
     return insight
@@ -333,7 +332,6 @@ def reject_draft(
         decision_id,
         at=at,
         waited_ms=waited,
-        confidence=draft["ai_confidence"],
         new_status=DraftStatus.REJECTED.value,
     )
     return {
