@@ -19,9 +19,9 @@ from sqlalchemy import Engine, text
 from guards import Recorder
 from private_services import private_postgres, private_redis  # noqa: F401  (fixtures)
 from services import unavailable
-from workers import WORKER, ensure_postgres_database, per_worker_postgres_url, per_worker_redis_url
 from voicewatch.store import make_engine, migrate
 from voicewatch.store.tables import metadata
+from workers import WORKER, ensure_postgres_database, per_worker_postgres_url, per_worker_redis_url
 
 BASE_POSTGRES_URL = os.environ.get(
     "VOICEWATCH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"

@@ -253,7 +253,11 @@ def test_undo_an_auto_applied_draft_over_http(world: dict[str, Any]) -> None:
     assert artifact  # the drafts of coach_1's first note
     with write_transaction(engine) as conn:
         set_threshold(conn, "coach_1", "org_clg", 0.05, 0)
-    assert apply_above_threshold(engine, artifact[0]["artifact_id"]) == 2
+    ctx, _driver = make_pipeline(world["server"].settings.database_url)
+    try:
+        assert apply_above_threshold(ctx, artifact[0]["artifact_id"]) == 2
+    finally:
+        ctx.monitor.close()
     with write_transaction(engine) as conn:  # the second was applied two hours ago
         conn.execute(
             update(voice_note_insights)
@@ -262,7 +266,12 @@ def test_undo_an_auto_applied_draft_over_http(world: dict[str, Any]) -> None:
         )
     with _client(world, "coach_2") as other:
         assert other.post(f"/api/v1/coach/drafts/{first}/undo").status_code == 404
+        assert other.get("/api/v1/coach/applied").json()["items"] == []  # not theirs
     with _client(world, "coach_1") as client:
+        listed = client.get("/api/v1/coach/applied").json()["items"]
+        assert [i["draft_id"] for i in listed] == [first]  # the second's window has closed
+        assert listed[0]["coach"]["name"] == "Jim Murphy" and listed[0]["auto_applied"]
+        assert listed[0]["undo_until"] == listed[0]["applied_at"] + 60 * 60_000
         ok = client.post(f"/api/v1/coach/drafts/{first}/undo")
         assert ok.status_code == 200 and ok.json()["status"] == "pending"
         late = client.post(f"/api/v1/coach/drafts/{second}/undo")
@@ -270,3 +279,4 @@ def test_undo_an_auto_applied_draft_over_http(world: dict[str, Any]) -> None:
         assert [d["draft_id"] for d in client.get("/api/v1/coach/drafts").json()["items"]] == [
             first
         ]
+        assert client.get("/api/v1/coach/applied").json()["items"] == []  # undone

@@ -70,6 +70,32 @@ def test_above_the_threshold_applied_at_once_with_an_audit_row(pipeline: Any) ->
     assert {d["status"] for d in _note(pipeline, coach="coach_2")} == {"pending"}  # no threshold
 
 
+def test_an_auto_applied_draft_is_told_as_a_confirmation(pipeline: Any) -> None:
+    """Each auto-applied draft is a ``draft_confirmed`` (stage confirmation, new status
+    ``auto_applied``, the draft's confidence) after the note's ``drafts_generated``."""
+    from voicewatch import events
+
+    ctx, _driver = pipeline
+    with write_transaction(ctx.engine) as conn:
+        set_threshold(conn, "coach_1", "org_clg", 0.05, now_ms())
+    drafts = _note(pipeline)
+    ctx.monitor.flush(timeout=10)
+    timeline = events.artifact_timeline(ctx.engine, drafts[0]["artifact_id"])
+    types = [e["event_type"] for e in timeline]
+    confirmed = [e for e in timeline if e["event_type"] == "draft_confirmed"]
+    assert len(confirmed) == len(drafts) == 2
+    assert types.index("drafts_generated") < types.index("draft_confirmed")
+    assert types[-2:] == ["draft_confirmed", "draft_confirmed"]  # after artifact_completed
+    by_confidence = sorted(d["ai_confidence"] for d in drafts)
+    assert sorted(e["metadata"]["confidence_score"] for e in confirmed) == pytest.approx(
+        by_confidence
+    )
+    for event in confirmed:
+        assert event["pipeline_stage"] == "confirmation"
+        assert (event["previous_status"], event["new_status"]) == ("pending", "auto_applied")
+        assert event["coach_user_id"] == "coach_1" and event["duration_ms"] >= 0
+
+
 def test_a_draft_below_the_threshold_waits(pipeline: Any) -> None:
     ctx, _driver = pipeline
     with write_transaction(ctx.engine) as conn:

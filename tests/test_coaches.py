@@ -207,3 +207,60 @@ def test_pages_show_the_short_name_with_the_id_on_hover(live_server: Any) -> Non
         detail = client.get(f"/artifacts/{art['artifact_id']}")
         assert detail.status_code == 200
         assert "Jim Murphy" in detail.text and "coach_hrc_1" in detail.text
+
+
+def test_artifacts_api_names_the_coach_beside_the_id(live_server: Any) -> None:
+    """The list and the detail carry ``coach_name``/``coach_short`` with ``coach_user_id``,
+    and a page of artifacts of three coaches reads ``users`` once (no N+1)."""
+    from voicewatch.dashboard import records
+
+    engine = live_server.engine
+    clubs.upsert_organization(engine, "org_hrc", "Harbour Rugby Club")
+    made = [
+        repo.create_artifact(
+            engine,
+            organization_id="org_hrc",
+            coach_user_id=coach,
+            source_channel="app",
+            text=f"Note {i} about Finn.",
+        )
+        for i, coach in enumerate(["coach_hrc_1", "coach_hrc_2", "coach_hrc_1", "ghost"])
+    ]
+    add_coach(engine, "coach_hrc_1", "org_hrc", "Jim Murphy")
+    add_coach(engine, "coach_hrc_2", "org_hrc", "Siobhán Walsh")
+    with httpx.Client(base_url=live_server.url, headers=live_server.headers()) as client:
+        listed = client.get("/api/v1/artifacts")
+        assert listed.status_code == 200
+        by_id = {i["artifact_id"]: i for i in listed.json()["items"]}
+        detail = client.get(f"/api/v1/artifacts/{made[1]['artifact_id']}")
+        assert detail.status_code == 200
+    coaches = [
+        (by_id[a["artifact_id"]]["coach_user_id"], by_id[a["artifact_id"]]["coach_name"])
+        for a in made
+    ]
+    assert coaches == [
+        ("coach_hrc_1", "Jim Murphy"),
+        ("coach_hrc_2", "Siobhán Walsh"),
+        ("coach_hrc_1", "Jim Murphy"),
+        ("ghost", "ghost"),  # nobody named it yet: the id stands in
+    ]
+    assert by_id[made[0]["artifact_id"]]["coach_short"] == "J. Murphy"
+    shown = detail.json()["artifact"]
+    assert (shown["coach_user_id"], shown["coach_name"], shown["coach_short"]) == (
+        "coach_hrc_2",
+        "Siobhán Walsh",
+        "S. Walsh",
+    )
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        rows, _cursor = records.list_artifacts(engine, limit=50)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len(rows) == 4
+    on_users = [s for s in seen if "FROM users" in s]
+    assert len(on_users) == 1, on_users

@@ -158,3 +158,63 @@ def test_the_metrics_page_shows_them(sqlite_url: str) -> None:
         assert 'data-card="drafts_expired">1<' in text
     finally:
         server.stop()
+
+
+def test_auto_applied_drafts_in_the_events_and_the_figures(db_url: str) -> None:
+    """Through the real pipeline: auto-applied drafts are ``draft_confirmed`` events, yet
+    the confirmation rate counts a person's confirms only, and the auto-applied share
+    counts them apart (the definitions of ``metrics.decisions``)."""
+    from pipeline_helpers import make_pipeline
+    from voicewatch import events
+    from voicewatch.clock import now_ms
+    from voicewatch.pipeline import repository as repo
+    from voicewatch.pipeline.autoapply import set_threshold, undo_auto_apply
+    from voicewatch.pipeline.decisions import Actor, confirm_draft, reject_draft
+    from voicewatch.pipeline.intake import submit_note
+
+    ctx, driver = make_pipeline(db_url)
+    try:
+        start = now_ms()
+        with write_transaction(ctx.engine) as conn:
+            set_threshold(conn, "coach_1", "org_clg", 0.05, start)  # coach_2 has none
+        note = "Aoife Kelly was brilliant on the frees. Jack Walsh was tired."
+        ids = [
+            submit_note(ctx, organization_id="org_clg", coach_user_id=c, text=note)["artifact_id"]
+            for c in ("coach_1", "coach_2")
+        ]
+        driver.drain()
+        auto_a, auto_b = repo.drafts_of(ctx.engine, ids[0])  # both applied without asking
+        mine, theirs = repo.drafts_of(ctx.engine, ids[1])
+        coach_1, coach_2 = Actor.coach("coach_1"), Actor.coach("coach_2")
+        confirm_draft(ctx, mine["draft_id"], coach_2)
+        reject_draft(ctx, theirs["draft_id"], coach_2, reason="Not accurate")
+        undo_auto_apply(ctx, auto_a["draft_id"], coach_1, window_ms=HOUR_MS)
+        confirm_draft(ctx, auto_a["draft_id"], coach_1)  # back to pending, then a person
+        ctx.monitor.flush(timeout=10)
+        end = now_ms() + 1
+        told = [
+            (e["event_type"], e["new_status"])
+            for artifact_id in ids
+            for e in events.artifact_timeline(ctx.engine, artifact_id)
+            if e["pipeline_stage"] == "confirmation"
+        ]
+        with read_connection(ctx.engine) as conn:
+            figures = decision_values(decision_totals(conn, start, end)["org_clg"])
+    finally:
+        ctx.monitor.close()
+    assert sorted(told) == sorted(
+        [
+            ("draft_confirmed", "auto_applied"),  # auto_a
+            ("draft_confirmed", "auto_applied"),  # auto_b
+            ("draft_confirmed", "applied"),  # auto_a again, by coach_1 after the undo
+            ("draft_confirmed", "applied"),  # mine, by coach_2
+            ("draft_rejected", "rejected"),  # theirs
+        ]
+    )
+    assert auto_b["status"] == "applied"
+    # a person: confirmed 2 (auto_a after its undo, mine), rejected 1 -> 2 / 3 and 1 / 3
+    assert figures["confirmation_rate"] == pytest.approx(2 / 3)
+    assert figures["rejection_rate"] == pytest.approx(1 / 3)
+    # auto-applied 2, decided by a person 3: 2 / (2 + 3); one of the two undone: 1 / 2
+    assert figures["auto_applied_share"] == pytest.approx(2 / 5)
+    assert figures["undo_rate"] == pytest.approx(1 / 2)

@@ -111,6 +111,7 @@ def test_the_story_resolve_confirm_and_the_alias_learned(pipeline: Any) -> None:
     event = timeline[confirmed]
     assert event["pipeline_stage"] == "confirmation"
     assert event["duration_ms"] == 90_000
+    assert (event["previous_status"], event["new_status"]) == ("pending", "applied")  # a person
     assert event["metadata"]["confidence_score"] == pytest.approx(draft["ai_confidence"])
 
     second = _note(pipeline, "Sean was sharp at training again.")

@@ -182,10 +182,82 @@ def test_staff_see_the_queue_and_each_drafts_decision(
         page.screenshot(path=str(tmp_path / "disambiguation.png"))
         session.goto(f"/artifacts/{decided}")
         decision = page.locator(".draft-decision").first.inner_text()
-        assert "confirmed by ops@club.test for coach_1" in decision
+        assert "confirmed by ops@club.test for Jim Murphy" in decision
+        acted_for = page.locator(".draft-decision .decision-coach").first
+        assert acted_for.get_attribute("title") == "coach_1"  # the id on hover
         insight = page.locator(".draft-insight").first
         assert insight.inner_text().endswith("<i>Well</i> done")  # shown as text
         assert insight.locator("i").count() == 0
         assert session.console_errors == []
     finally:
         session.close()
+
+
+def test_undo_an_auto_applied_insight_in_the_inbox(browser: object, story: dict[str, Any]) -> None:
+    """Undo within the window puts the draft back among those to confirm; once the window
+    has closed the button is gone, and a stale page's undo is a 409 that says when it closed."""
+    from sqlalchemy import update
+
+    from voicewatch.clock import now_ms
+    from voicewatch.pipeline.autoapply import set_threshold
+    from voicewatch.store import write_transaction
+    from voicewatch.store.tables import insight_drafts
+
+    server: LiveServer = story["server"]
+    with write_transaction(server.engine) as conn:
+        set_threshold(conn, "coach_1", "org_clg", 0.05, now_ms())
+    note = _note(story, "Aoife Kelly was brilliant on the frees. Jack Walsh was tired.")
+    first, second = repo.drafts_of(server.engine, note)
+    assert (first["status"], second["status"]) == ("applied", "applied")
+    window_ms = server.settings.undo_window_minutes * 60_000
+    session = BrowserSession(browser, server)
+    try:
+        session.login(COACH_EMAIL, COACH_PASSWORD)
+        page: Any = session.page
+        applied = page.locator("#auto-applied [data-applied-draft-id]")
+        assert applied.count() == 2
+        assert page.locator("#pending-drafts [data-draft-id]").count() == 0
+        mine = page.locator(f'[data-applied-draft-id="{first["draft_id"]}"]')
+        assert mine.locator("input[name=csrf_token]").count() == 1
+        mine.get_by_role("button", name="Undo").click()
+        page.wait_for_load_state()
+        assert page.locator("#auto-applied [data-applied-draft-id]").count() == 1
+        back = page.locator("#pending-drafts [data-draft-id]")
+        assert back.count() == 1 and back.get_attribute("data-draft-id") == first["draft_id"]
+        # The window of the other one closes while the page is open: its button is stale.
+        with write_transaction(server.engine) as conn:
+            conn.execute(
+                update(voice_note_insights)
+                .where(voice_note_insights.c.draft_id == second["draft_id"])
+                .values(applied_at=now_ms() - window_ms - 1000)
+            )
+        page.locator(f'[data-applied-draft-id="{second["draft_id"]}"]').get_by_role(
+            "button", name="Undo"
+        ).click()
+        page.wait_for_load_state()
+        error = page.locator("#inbox-error").inner_text()
+        assert f"the undo window of draft {second['draft_id']} closed at" in error
+        assert "the insight stays applied" in error
+        assert page.locator("#auto-applied [data-applied-draft-id]").count() == 0  # gone now
+        session.goto("/inbox")
+        assert page.locator("#auto-applied [data-applied-draft-id]").count() == 0
+        refusal = "the server responded with a status of 409 (Conflict)"  # the stale undo's
+        assert [e for e in session.console_errors if refusal not in e] == []
+    finally:
+        session.close()
+    with read_connection(server.engine) as conn:
+        statuses = {
+            r.draft_id: r.status
+            for r in conn.execute(select(insight_drafts.c.draft_id, insight_drafts.c.status))
+        }
+        insights = conn.execute(select(voice_note_insights)).all()
+    assert statuses == {first["draft_id"]: "pending", second["draft_id"]: "applied"}
+    assert [(i.draft_id, i.undone_by) for i in insights if i.undone_at] == [
+        (first["draft_id"], "coach_1")
+    ]
+    client, _csrf = _coach_client(server)
+    try:  # the undo carries the session's CSRF token like every other change
+        refused = client.post(f"/inbox/drafts/{second['draft_id']}/undo", data={})
+        assert refused.status_code == 403
+    finally:
+        client.close()

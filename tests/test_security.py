@@ -54,6 +54,7 @@ INGEST = {("POST", "/api/v1/events"), ("POST", "/api/v1/artifacts"), ("POST", "/
 COACH = {
     ("GET", "/api/v1/coach/drafts"),
     ("GET", "/api/v1/coach/names"),
+    ("GET", "/api/v1/coach/applied"),
     ("POST", "/api/v1/coach/drafts/{draft_id}/confirm"),
     ("POST", "/api/v1/coach/drafts/{draft_id}/reject"),
     ("POST", "/api/v1/coach/drafts/{draft_id}/undo"),
@@ -61,6 +62,7 @@ COACH = {
     ("GET", "/inbox"),
     ("POST", "/inbox/drafts/{draft_id}/confirm"),
     ("POST", "/inbox/drafts/{draft_id}/reject"),
+    ("POST", "/inbox/drafts/{draft_id}/undo"),
     ("POST", "/inbox/names/{resolution_id}/resolve"),
 }
 #: Routes the enumeration must find, so that it can never pass by finding none.

@@ -29,9 +29,7 @@ def per_worker_postgres_url(url: str, worker: str) -> str:
     if not worker:
         return url
     parsed = make_url(url)
-    return parsed.set(database=f"{parsed.database}_{worker}").render_as_string(
-        hide_password=False
-    )
+    return parsed.set(database=f"{parsed.database}_{worker}").render_as_string(hide_password=False)
 
 
 def per_worker_redis_url(url: str, worker: str) -> str:

@@ -55,20 +55,15 @@ def seed(engine: Engine, *, artifacts: int = 400, seed_value: int = 7) -> int:
 
 def _live_traffic(ctx: object, settings: Settings, rate: float, stop: threading.Event) -> None:
     """Real notes through the real pipeline, ``rate`` per second, 5% failing once,
-    and the guard-rail script (``simulate_guards.GuardScript``) in the first minutes;
-    every 30 s the demo coaches answer what is due in their inbox (the coach loop)."""
-    from voicewatch.simulate_coaches import decide_as_demo_coaches
-
+    and the guard-rail script (``simulate_guards.GuardScript``) in the first minutes.
+    The demo coaches answer their inbox through the worker's minute job, as after
+    ``voicewatch simulate`` (``simulate_coaches``; the demo's worker runs the periodic jobs)."""
     rng = random.Random()
     script = GuardScript()
     started = now_ms()
-    next_decisions = time.monotonic()
     while not stop.wait(1.0 / max(rate, 0.01)):
         try:
             traffic_step(ctx, settings, script, now_ms() - started, now_ms(), rng)
-            if time.monotonic() >= next_decisions:
-                next_decisions = time.monotonic() + 30
-                decide_as_demo_coaches(ctx)
         except Exception:  # the demo keeps going through a busy database
             time.sleep(1)
 

@@ -261,6 +261,19 @@ def calibrate_thresholds_task(task: Any = None) -> None:
     _periodic("threshold calibration", task, calibrate)
 
 
+@huey.periodic_task(
+    crontab(minute="*"), name="voicewatch.simulated_coaches", retries=_HUEY_RETRIES, context=True
+)
+def simulated_coaches_task(task: Any = None) -> None:
+    """Every minute: the demo clubs' coaches answer what is due (``simulate``, ``demo``).
+
+    Nothing happens in a store without the demo coaches (``simulate_coaches``).
+    """
+    from voicewatch.simulate_coaches import simulated_coaches_job
+
+    _periodic("simulated coaches", task, lambda: simulated_coaches_job(runtime.context()))
+
+
 def enqueuer(queue_url: str) -> Callable[[str, str, int], None]:
     """An ``enqueue(stage, artifact_id, attempt)`` bound to ``queue_url``."""
 

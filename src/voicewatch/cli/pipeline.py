@@ -70,6 +70,10 @@ def simulate(
 ) -> None:
     """Seed demo clubs if absent and queue N realistic notes through the pipeline.
 
+    The worker processes them; its minute job then has the demo clubs' coaches
+    decide their drafts and names after realistic delays (most confirm, some
+    reject, a few never answer and expire).
+
     --outage makes every call to that AI service fail for --outage-seconds (through
     its circuit breaker, which opens); --burst-org sends all N notes to one
     organization at once (its rate limit defers what is over it).
@@ -109,7 +113,10 @@ def simulate(
         )
     if pipeline.monitor is not None:
         pipeline.monitor.flush(timeout=30)
-    typer.echo(f"queued {len(ids)} notes; run 'voicewatch worker' to process them")
+    typer.echo(
+        f"queued {len(ids)} notes; run 'voicewatch worker' to process them "
+        "(its minute job then has the demo coaches answer their inbox)"
+    )
 
 
 @app.command()

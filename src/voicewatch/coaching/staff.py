@@ -48,8 +48,9 @@ def queue_view(
 def draft_decisions(engine: Engine, artifact_id: str) -> dict[str, dict[str, Any]]:
     """Per draft of one artifact: its decisions (oldest first) and its applied insight.
 
-    For the artifact detail: who decided what, for whom, and the insight that is
-    on the player's record now (None when none, or when it was undone).
+    For the artifact detail: who decided what, for whom (``coach``: the coach's
+    label, one query for them all), and the insight that is on the player's
+    record now (None when none, or when it was undone).
     """
     from voicewatch.store.tables import coach_decisions, voice_note_insights
 
@@ -73,4 +74,8 @@ def draft_decisions(engine: Engine, artifact_id: str) -> dict[str, dict[str, Any
             out.setdefault(row.draft_id, {"decisions": [], "insight": None})["insight"] = dict(
                 row._mapping
             )
+        decisions = [d for entry in out.values() for d in entry["decisions"]]
+        labels = coach_labels(conn, (d["coach_user_id"] for d in decisions))
+    for decision in decisions:
+        decision["coach"] = labels.get(decision["coach_user_id"])
     return out

@@ -1,8 +1,8 @@
 """The ``/artifacts`` grid and the ``/artifacts/{id}`` page: one read model each.
 
 Each page's route calls one function here and renders the plain dict it
-returns: the records (``dashboard.records``), coach names (``voicewatch.names``,
-one batched query), per-artifact AI cost (``metrics.artifact_costs``, one
+returns: the records (``dashboard.records``, with organization and coach names
+in one batched query per kind), per-artifact AI cost (``metrics.artifact_costs``, one
 grouped query over the page's artifacts), the retry options and the
 timeline's one-line summaries. Times are UTC epoch ms.
 """
@@ -20,7 +20,7 @@ from voicewatch.dashboard import records
 from voicewatch.dashboard.filters import BadFilter, day_range
 from voicewatch.dashboard.summary import event_summary
 from voicewatch.metrics import artifact_costs
-from voicewatch.names import names, organization_choices, short_name
+from voicewatch.names import organization_choices
 from voicewatch.retry import RETRY_PLANS
 
 ARTIFACT_STATUSES = [s.value for s in model.ArtifactStatus]
@@ -88,11 +88,8 @@ def artifacts_page(
         )
     except records.CursorError as exc:
         raise BadFilter("invalid cursor") from exc
-    _orgs, coaches = names(engine, (), (r["coach_user_id"] for r in rows))
     costs = artifact_costs(engine, [r["artifact_id"] for r in rows])
     for row in rows:
-        row["coach_name"] = coaches.get(row["coach_user_id"], row["coach_user_id"])
-        row["coach_short"] = short_name(row["coach_name"])  # tight column; id on hover
         row["ai_cost"] = costs.get(row["artifact_id"])
         row["retry_stage"] = grid_retry_stage(row.get("current_stage"))
     return {
@@ -148,8 +145,6 @@ def artifact_page(engine: Engine, artifact_id: str) -> dict[str, Any] | None:
     if detail is None:
         return None
     artifact = detail["artifact"]
-    _orgs, coaches = names(engine, (), [artifact["coach_user_id"]])
-    artifact["coach_name"] = coaches.get(artifact["coach_user_id"], artifact["coach_user_id"])
     _with_decisions(engine, artifact_id, detail["claims"])  # the coach loop
     end = artifact.get("completed_at")
     if end is None and artifact["status"] == model.ArtifactStatus.FAILED.value:

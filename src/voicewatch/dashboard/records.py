@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, or_, select
 
 from voicewatch import event_queries
-from voicewatch.names import organization_names
+from voicewatch.names import coach_labels, organization_names
 from voicewatch.retry import retry_history
 from voicewatch.store import read_connection
 from voicewatch.store.tables import (
@@ -96,6 +96,16 @@ _GRID_COLUMNS = (
 )
 
 
+def _name_coach(row: dict[str, Any], labels: dict[str, dict[str, str]]) -> None:
+    """``coach_name`` (full) and ``coach_short`` ("J. Murphy") beside ``coach_user_id``.
+
+    A coach nobody has named yet shows the id as the name (``names.coach_labels``).
+    """
+    label = labels.get(row["coach_user_id"] or "")
+    row["coach_name"] = label["name"] if label else row["coach_user_id"]
+    row["coach_short"] = label["short"] if label else row["coach_user_id"]
+
+
 def list_artifacts(
     engine: Engine,
     filters: ArtifactFilter | None = None,
@@ -127,6 +137,7 @@ def list_artifacts(
             next_cursor = _encode(rows[-1]["created_at"], rows[-1]["artifact_id"])
         ids = [r["artifact_id"] for r in rows]
         names = organization_names(conn, (r["organization_id"] for r in rows))
+        coaches = coach_labels(conn, (r["coach_user_id"] for r in rows))
         claim_stats: dict[str, dict[str, int]] = {}
         if ids:
             for claim in conn.execute(
@@ -139,6 +150,7 @@ def list_artifacts(
                 stat["disambiguation"] += claim.status == "needs_disambiguation"
     for row in rows:
         row["organization_name"] = names.get(row["organization_id"], row["organization_id"])
+        _name_coach(row, coaches)
         stat = claim_stats.get(row["artifact_id"], {"claims": 0, "disambiguation": 0})
         row["claim_count"] = stat["claims"]
         row["disambiguation_count"] = stat["disambiguation"]
@@ -158,6 +170,7 @@ def artifact_detail(engine: Engine, artifact_id: str) -> dict[str, Any] | None:
         artifact.pop("fail_plan", None)
         org = artifact["organization_id"]
         artifact["organization_name"] = organization_names(conn, [org]).get(org, org)
+        _name_coach(artifact, coach_labels(conn, [artifact["coach_user_id"]]))
         transcript_row = conn.execute(
             select(voice_note_transcripts).where(
                 voice_note_transcripts.c.artifact_id == artifact_id

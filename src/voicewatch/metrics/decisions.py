@@ -15,6 +15,11 @@ day alike, so a day's median is exact rather than merged. Definitions:
 - ``resolved_by_alias``: names a learned alias resolved (resolutions made in the period
   with ``resolved_by`` = ``alias``).
 
+"Confirmed" is a person's confirm only. A draft applied without asking is also told
+as a ``draft_confirmed`` event (``new_status`` ``auto_applied``: the event log and the
+timeline show it), but here it counts as ``auto_applied``, never in the
+confirmation rate; an undone draft a person then confirms counts once in each.
+
 Every ratio is 0 when its denominator is (never NaN). Scopes: the platform (``""``)
 and each organization.
 """

@@ -203,9 +203,16 @@ def emit_decision(
     *,
     at: int,
     waited_ms: int | None,
-    confidence: float | None,
+    new_status: str,
 ) -> None:
-    """A decision's event through the pipeline's emitter (never fails the decision)."""
+    """A decision's event through the pipeline's emitter (never fails the decision).
+
+    ``previous_status`` is the draft's (``pending``); ``new_status`` is what it became:
+    ``applied`` or ``rejected`` by a person, ``auto_applied`` when the coach's
+    threshold applied it without asking (``autoapply``), so the timeline and the
+    event log tell a person's confirm from the pipeline's.
+    """
+    confidence = item.get("ai_confidence")  # the draft's, as the seed's metadata has it
     metadata = {"confidence_score": confidence} if confidence is not None else None
     ctx.emit(
         event_type,
@@ -217,6 +224,8 @@ def emit_decision(
         pipeline_stage=Stage.CONFIRMATION.value,
         duration_ms=waited_ms,
         timestamp=at,
+        previous_status=DraftStatus.PENDING.value,
+        new_status=new_status,
         metadata=metadata,
     )
 
@@ -278,7 +287,7 @@ def confirm_draft(
         decision_id,
         at=at,
         waited_ms=waited,
-        confidence=draft["ai_confidence"],
+        new_status=DraftStatus.APPLIED.value,
     )
     return insight
 
@@ -323,7 +332,7 @@ def reject_draft(
         decision_id,
         at=at,
         waited_ms=waited,
-        confidence=draft["ai_confidence"],
+        new_status=DraftStatus.REJECTED.value,
     )
     return {
         "draft_id": draft_id,

@@ -163,7 +163,7 @@ def resolve_waiting_name(
         _emit_late_draft(ctx, item, draft, at)
         from voicewatch.pipeline.autoapply import apply_above_threshold
 
-        if apply_above_threshold(ctx.engine, item["artifact_id"], at):
+        if apply_above_threshold(ctx, item["artifact_id"], at):
             draft["status"] = "applied"
     item.update(status=status, resolved_entity_id=entry.entity_id if entry else None)
     return {"resolution": item, "draft": draft}

@@ -1,9 +1,10 @@
 """The pipeline's front door: what the web, the CLI and staff retries call.
 
 The pipeline owns the ``voice_note_*`` tables; nothing outside it writes
-them. Callers submit a note, store an upload, or have an artifact reset for a
-retry through these functions, and never reach into the stages, the
-repository or the intake themselves. (The harness keeps its own tables:
+them. Callers submit a note, store an upload, have an artifact reset for a
+retry, or carry a coach's decision (confirm, reject, undo, resolve a name)
+through these functions, and never reach into the stages, the repository or
+the intake themselves (the web is held to it: ``lint-imports``). (The harness keeps its own tables:
 ``voice_pipeline_*`` and ``retry_attempts``.)
 """
 
@@ -15,22 +16,33 @@ from sqlalchemy import Connection, select, update
 
 from voicewatch.model import ArtifactStatus
 from voicewatch.pipeline.audio_store import MAX_AUDIO_BYTES, UploadError, sniff_audio, store_upload
+from voicewatch.pipeline.autoapply import undo_auto_apply
+from voicewatch.pipeline.clubs import roster
 from voicewatch.pipeline.context import PipelineContext
+from voicewatch.pipeline.decisions import Actor, DecisionError, confirm_draft, reject_draft
+from voicewatch.pipeline.disambiguation import resolve_waiting_name
 from voicewatch.pipeline.intake import submit_note
 from voicewatch.pipeline.repository import RecordError
 from voicewatch.store.tables import voice_note_artifacts
 
 __all__ = [
     "MAX_AUDIO_BYTES",
+    "Actor",
+    "DecisionError",
     "PipelineContext",
     "RecordError",
     "UploadError",
     "abandon_retry",
+    "confirm_draft",
     "lock_artifact",
+    "reject_draft",
     "reset_for_retry",
+    "resolve_waiting_name",
+    "roster",
     "sniff_audio",
     "store_upload",
     "submit_note",
+    "undo_auto_apply",
 ]
 
 

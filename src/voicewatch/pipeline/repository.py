@@ -2,8 +2,8 @@
 
 Every write that a stage makes is idempotent per artifact and attempt: ids are
 derived from the artifact, the attempt and an ordinal, and a stage's outputs
-are replaced as a whole inside one transaction. A stage that runs twice
-therefore leaves exactly what one run leaves.
+are replaced as a whole inside one transaction (all but what a person decided:
+``outputs``). A stage that runs twice therefore leaves exactly what one run leaves.
 """
 
 from __future__ import annotations
@@ -17,16 +17,12 @@ from sqlalchemy import Connection, Engine, Table, delete, func, select, update
 
 from voicewatch.clock import now_ms
 from voicewatch.model import ArtifactStatus
-
-# ``roster`` is re-exported only for web/pages_coach.py (``repo.roster``), which the coach-side
-# issue was editing when the other callers moved to ``clubs``: point it there, drop it here.
 from voicewatch.pipeline.clubs import (
     SOURCE_CHANNELS,
     RecordError,
     ensure_coach,
     organization_exists,
 )
-from voicewatch.pipeline.clubs import roster as roster
 from voicewatch.store import read_connection, write_transaction
 from voicewatch.store.tables import (
     insight_drafts,
@@ -230,38 +226,6 @@ def get_transcript(engine: Engine, artifact_id: str) -> dict[str, Any] | None:
     return out
 
 
-def replace_claims(
-    conn: Connection, artifact_id: str, organization_id: str, claims: Sequence[dict[str, Any]]
-) -> list[str]:
-    """Replace the artifact's claims (and everything derived from them); returns claim ids."""
-    _clear_from_claims(conn, artifact_id)
-    stamp = now_ms()
-    ids = []
-    for ordinal, claim in enumerate(claims):
-        claim_id = f"{artifact_id}.c{ordinal}"
-        ids.append(claim_id)
-        conn.execute(
-            voice_note_claims.insert().values(
-                claim_id=claim_id,
-                artifact_id=artifact_id,
-                organization_id=organization_id,
-                ordinal=ordinal,
-                topic=claim["topic"],
-                source_text=claim["source_text"],
-                mentioned_names=json.dumps(list(claim["mentioned_names"])),
-                extraction_confidence=claim["extraction_confidence"],
-                status="extracted",
-                created_at=stamp,
-            )
-        )
-    return ids
-
-
-def _clear_from_claims(conn: Connection, artifact_id: str) -> None:
-    for table in (insight_drafts, voice_note_entity_resolutions, voice_note_claims):
-        conn.execute(delete(table).where(table.c.artifact_id == artifact_id))
-
-
 def _rows_of(
     engine: Engine, table: Table, artifact_id: str, order: Any, json_list: str | None = None
 ) -> list[dict[str, Any]]:
@@ -283,75 +247,9 @@ def claims_of(engine: Engine, artifact_id: str) -> list[dict[str, Any]]:
     )
 
 
-def replace_resolutions(
-    conn: Connection, artifact_id: str, organization_id: str, resolutions: Sequence[dict[str, Any]]
-) -> None:
-    """Replace the artifact's resolutions and drafts, and set each claim's status."""
-    for table in (insight_drafts, voice_note_entity_resolutions):
-        conn.execute(delete(table).where(table.c.artifact_id == artifact_id))
-    stamp = now_ms()
-    claim_status: dict[str, str] = {}
-    for index, res in enumerate(resolutions):
-        conn.execute(
-            voice_note_entity_resolutions.insert().values(
-                resolution_id=f"{res['claim_id']}.r{index}",
-                claim_id=res["claim_id"],
-                artifact_id=artifact_id,
-                organization_id=organization_id,
-                raw_text=res["raw_text"],
-                candidates=json.dumps(res["candidates"]),
-                resolved_entity_id=res.get("resolved_entity_id"),
-                resolved_entity_type=res.get("resolved_entity_type"),
-                score=res.get("score"),
-                status=res["status"],
-                resolved_by=res.get("resolved_by"),
-                created_at=stamp,
-                updated_at=stamp,
-            )
-        )
-        previous = claim_status.get(res["claim_id"], "resolved")
-        if res["status"] == "needs_disambiguation" or previous == "needs_disambiguation":
-            claim_status[res["claim_id"]] = "needs_disambiguation"
-        else:
-            claim_status[res["claim_id"]] = "resolved"
-    conn.execute(
-        update(voice_note_claims)
-        .where(voice_note_claims.c.artifact_id == artifact_id)
-        .values(status="resolved")
-    )
-    for claim_id, status in claim_status.items():
-        conn.execute(
-            update(voice_note_claims)
-            .where(voice_note_claims.c.claim_id == claim_id)
-            .values(status=status)
-        )
-
-
 def resolutions_of(engine: Engine, artifact_id: str) -> list[dict[str, Any]]:
     table = voice_note_entity_resolutions
     return _rows_of(engine, table, artifact_id, table.c.resolution_id, "candidates")
-
-
-def replace_drafts(
-    conn: Connection, artifact_id: str, organization_id: str, drafts: Sequence[dict[str, Any]]
-) -> None:
-    conn.execute(delete(insight_drafts).where(insight_drafts.c.artifact_id == artifact_id))
-    stamp = now_ms()
-    for draft in drafts:
-        conn.execute(
-            insight_drafts.insert().values(
-                draft_id=f"{draft['claim_id']}.d",
-                artifact_id=artifact_id,
-                claim_id=draft["claim_id"],
-                organization_id=organization_id,
-                player_id=draft.get("player_id"),
-                title=draft["title"][:300],
-                body=draft["body"],
-                ai_confidence=draft["ai_confidence"],
-                status="pending",
-                created_at=stamp,
-            )
-        )
 
 
 def drafts_of(engine: Engine, artifact_id: str) -> list[dict[str, Any]]:

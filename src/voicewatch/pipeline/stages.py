@@ -270,6 +270,7 @@ def run_stage(ctx: PipelineContext, stage: str, artifact_id: str, attempt: int) 
                     "record the retry's success",
                 )
             _emit(ctx, artifact, attempt, "retry_succeeded")
+        _then(outcome.then, artifact_id, attempt)
     else:
         _in_place(
             lambda: ctx.enqueue(str(following), artifact_id, attempt),
@@ -278,6 +279,20 @@ def run_stage(ctx: PipelineContext, stage: str, artifact_id: str, attempt: int) 
             f"queue {following}",
         )
     return True
+
+
+def _then(work: Any, artifact_id: str, attempt: int) -> None:
+    """What follows a completed note (auto-apply): its failure fails nothing.
+
+    The note is complete and its drafts are stored; a draft that could not be
+    auto-applied stays pending for its coach to decide, so an error is logged only.
+    """
+    if work is None:
+        return
+    try:
+        work()
+    except Exception as exc:  # the drafts wait for a person instead
+        log.warning("%s (attempt %s): after completion: %s", artifact_id, attempt, exc)
 
 
 def _deferred_or(

@@ -14,7 +14,7 @@ from typing import Any
 
 from voicewatch.clock import now_ms
 from voicewatch.model import ArtifactStatus, Stage
-from voicewatch.pipeline import clubs
+from voicewatch.pipeline import clubs, outputs
 from voicewatch.pipeline import repository as repo
 from voicewatch.pipeline.alias_use import BY_ALIAS, count_alias_uses
 from voicewatch.pipeline.context import PipelineContext, StageError
@@ -29,6 +29,8 @@ class Outcome:
     event_type: str
     status: str
     metadata: dict[str, Any]
+    #: what follows once the stage's own events are out (the last stage's auto-apply)
+    then: Callable[[], Any] | None = None
 
 
 def _transcription(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Outcome:
@@ -109,7 +111,7 @@ def _claims(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Out
 
     def save() -> None:
         with write_transaction(ctx.engine) as conn:
-            repo.replace_claims(conn, artifact_id, artifact["organization_id"], rows)
+            outputs.replace_claims(conn, artifact_id, artifact["organization_id"], rows)
             if not repo.finish_stage(
                 conn,
                 artifact_id,
@@ -172,14 +174,16 @@ def _resolution(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) ->
                     "resolved_by": BY_ALIAS if best and best.matched_on == "alias" else None,
                 }
             )
-    disambiguations = sum(1 for r in rows if r["status"] != "auto_resolved")
-    alias_hits = [r["raw_text"] for r in rows if r["resolved_by"] == BY_ALIAS]
+    stored: list[dict[str, Any]] = []
 
     def save() -> None:
         with write_transaction(ctx.engine) as conn:
-            repo.replace_resolutions(conn, artifact_id, artifact["organization_id"], rows)
+            kept_and_new, hits = outputs.replace_resolutions(
+                conn, artifact_id, artifact["organization_id"], rows
+            )
+            stored[:] = kept_and_new  # a person's resolutions stay (a retry: ``outputs``)
             count_alias_uses(
-                conn, artifact["coach_user_id"], artifact["organization_id"], alias_hits, now_ms()
+                conn, artifact["coach_user_id"], artifact["organization_id"], hits.new, now_ms()
             )
             if not repo.finish_stage(
                 conn,
@@ -191,11 +195,17 @@ def _resolution(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) ->
                 raise StageError("the artifact changed during entity resolution", "conflict")
 
     _in_place(save, artifact_id, attempt, "store the resolutions")
+    # a name the pipeline could not place; one a person placed (kept by a retry) is not
+    disambiguations = sum(
+        1
+        for r in stored
+        if r["status"] != "auto_resolved" and r.get("resolved_by") in (None, BY_ALIAS)
+    )
     event = "entity_needs_disambiguation" if disambiguations else "entity_resolution_completed"
     return Outcome(
         event,
         ArtifactStatus.PROCESSING.value,
-        {"entity_count": len(rows), "disambiguation_count": disambiguations},
+        {"entity_count": len(stored), "disambiguation_count": disambiguations},
     )
 
 
@@ -219,9 +229,14 @@ def _drafts(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Out
         if claim["status"] == "resolved"
     ]
 
+    written: list[dict[str, Any]] = []
+
     def save() -> None:
         with write_transaction(ctx.engine) as conn:
-            repo.replace_drafts(conn, artifact_id, artifact["organization_id"], drafts)
+            # a claim whose draft a person (or auto-apply) decided keeps it (``outputs``)
+            written[:] = outputs.replace_drafts(
+                conn, artifact_id, artifact["organization_id"], drafts
+            )
             if not repo.finish_stage(
                 conn,
                 artifact_id,
@@ -234,17 +249,18 @@ def _drafts(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Out
     _in_place(save, artifact_id, attempt, "store the drafts")
     from voicewatch.pipeline.autoapply import apply_above_threshold  # the coach loop
 
-    _in_place(
-        lambda: apply_above_threshold(ctx.engine, artifact_id),
-        artifact_id,
-        attempt,
-        "auto-apply the drafts above the coach's threshold",
-    )
-    confidence = sum(d["ai_confidence"] for d in drafts) / len(drafts) if drafts else 0.0
+    confidence = sum(d["ai_confidence"] for d in written) / len(written) if written else 0.0
     return Outcome(
         "drafts_generated",
         ArtifactStatus.COMPLETED.value,
-        {"draft_count": len(drafts), "confidence_score": round(confidence, 4)},
+        {"draft_count": len(written), "confidence_score": round(confidence, 4)},
+        # after drafts_generated, so each auto-applied draft's draft_confirmed follows it
+        then=lambda: _in_place(
+            lambda: apply_above_threshold(ctx, artifact_id),
+            artifact_id,
+            attempt,
+            "auto-apply the drafts above the coach's threshold",
+        ),
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,6 +19,7 @@ from voicewatch.pipeline.facade import RecordError, UploadError, submit_note
 from voicewatch.web.body import parse_json, read_limited, require_json_content_type
 from voicewatch.web.deps import get_engine, get_settings, require_ingest, require_staff
 from voicewatch.web.errors import ApiError
+from voicewatch.web.pipeline_context import pipeline_context
 from voicewatch.web.responses import COMMON_ERRORS, WRITE_ERRORS, error_responses
 from voicewatch.web.uploads import save_upload
 from voicewatch.web.write_gate import write_gate
@@ -27,25 +27,6 @@ from voicewatch.web.write_gate import write_gate
 router = APIRouter(prefix="/api/v1/artifacts", tags=["artifacts"], responses=COMMON_ERRORS)
 
 ID = Annotated[str, Form(min_length=1, max_length=model.ID_MAX_LEN)]
-
-
-_pipeline_lock = threading.Lock()
-
-
-def _pipeline(request: Request) -> Any:
-    """The web process's pipeline context, built on first use, once.
-
-    The first requests after start arrive together; they wait on one lock
-    while the first builds it (on the app's own engine, migrated at start),
-    so no two build a context, an emitter or a migration at the same time.
-    """
-    state = request.app.state
-    with _pipeline_lock:
-        if getattr(state, "pipeline", None) is None:
-            from voicewatch.worker import build_context
-
-            state.pipeline = build_context(get_settings(request), engine=get_engine(request))
-        return state.pipeline
 
 
 @router.post(
@@ -73,7 +54,7 @@ async def submit_artifact(
             status = 413 if "larger" in str(exc) else 422
             raise ApiError(status, str(exc)) from exc
         audio_path = str(saved)
-    pipeline = await run_in_threadpool(_pipeline, request)
+    pipeline = await run_in_threadpool(pipeline_context, request)
     gate = write_gate(request)
 
     def submit() -> dict[str, Any]:

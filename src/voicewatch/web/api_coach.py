@@ -16,19 +16,21 @@ from fastapi.concurrency import run_in_threadpool
 
 from voicewatch import model
 from voicewatch.auth import Principal
-from voicewatch.coaching.inbox import pending_drafts, waiting_names
+from voicewatch.clock import now_ms
+from voicewatch.coaching.inbox import auto_applied, pending_drafts, waiting_names
 from voicewatch.model import TokenScope
-from voicewatch.pipeline.decisions import (
+from voicewatch.pipeline.facade import (
     Actor,
     DecisionError,
     confirm_draft,
     reject_draft,
+    resolve_waiting_name,
+    undo_auto_apply,
 )
-from voicewatch.pipeline.disambiguation import resolve_waiting_name
-from voicewatch.web.api_artifacts import _pipeline
 from voicewatch.web.body import parse_json, read_limited, require_json_content_type
 from voicewatch.web.deps import _check_csrf, authenticated, get_engine, get_settings
 from voicewatch.web.errors import ApiError
+from voicewatch.web.pipeline_context import pipeline_context
 from voicewatch.web.responses import COMMON_ERRORS, WRITE_ERRORS, error_responses
 from voicewatch.web.write_gate import write_gate
 
@@ -81,6 +83,30 @@ def list_drafts(
     return {"items": items}
 
 
+@router.get(
+    "/applied",
+    summary="Drafts applied without asking that may still be undone, newest first",
+)
+def list_applied(
+    request: Request,
+    actor: ActorDep,
+    coach_user_id: CoachFilter = None,
+    organization_id: CoachFilter = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    window_ms = get_settings(request).undo_window_minutes * 60_000
+    items = auto_applied(
+        get_engine(request),
+        _scope(actor, coach_user_id),
+        since=now_ms() - window_ms,
+        organization_id=organization_id,
+        limit=limit,
+    )
+    for item in items:
+        item["undo_until"] = int(item["applied_at"]) + window_ms
+    return {"items": items}
+
+
 @router.get("/names", summary="Names waiting for a person, oldest first")
 def list_names(
     request: Request,
@@ -117,7 +143,7 @@ async def _body(request: Request, allowed: set[str]) -> dict[str, Any]:
 
 
 async def _decide(request: Request, work: Any) -> Any:
-    pipeline = await run_in_threadpool(_pipeline, request)
+    pipeline = await run_in_threadpool(pipeline_context, request)
     gate = write_gate(request)
     try:
         return await run_in_threadpool(lambda: gate.run(lambda: work(pipeline), "a decision"))
@@ -157,8 +183,6 @@ async def reject(request: Request, draft_id: str, actor: ActorDep) -> dict[str, 
     responses=_DECIDE,
 )
 async def undo(request: Request, draft_id: str, actor: ActorDep) -> dict[str, Any]:
-    from voicewatch.pipeline.autoapply import undo_auto_apply
-
     await _body(request, set())
     window_ms = get_settings(request).undo_window_minutes * 60_000
     return dict(

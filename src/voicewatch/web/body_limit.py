@@ -22,7 +22,7 @@ import json
 import time
 from typing import Any
 
-from voicewatch.pipeline.audio_store import MAX_AUDIO_BYTES
+from voicewatch.pipeline.facade import MAX_AUDIO_BYTES
 from voicewatch.web.errors import ApiError
 
 Scope = dict[str, Any]

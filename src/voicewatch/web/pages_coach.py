@@ -1,13 +1,16 @@
-"""``/inbox``: the coach's plain inbox page (pending drafts, names waiting for them).
+"""``/inbox``: the coach's plain inbox page (names waiting, drafts, what was auto-applied).
 
 Plain HTML forms, no script: each decision is a POST carrying the session's
 CSRF token, answered with a redirect back to the inbox (or the inbox again
 with the error and its status: 404, 409, 422). A coach sees only their own
 notes' items; staff see every coach's and act on their behalf (recorded).
+An insight applied without asking shows an Undo button until its undo window
+closes; a stale page's undo after that is refused (409) with the time it closed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -16,15 +19,22 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from voicewatch import model
 from voicewatch.auth import Principal
-from voicewatch.coaching.inbox import pending_drafts, waiting_names
+from voicewatch.clock import now_ms
+from voicewatch.coaching.inbox import inbox_view
 from voicewatch.model import TokenScope
-from voicewatch.pipeline import repository as repo
-from voicewatch.pipeline.decisions import Actor, DecisionError, confirm_draft, reject_draft
-from voicewatch.pipeline.disambiguation import resolve_waiting_name
-from voicewatch.web.api_artifacts import _pipeline
-from voicewatch.web.deps import current_principal, get_engine
+from voicewatch.pipeline.facade import (
+    Actor,
+    DecisionError,
+    PipelineContext,
+    confirm_draft,
+    reject_draft,
+    resolve_waiting_name,
+    undo_auto_apply,
+)
+from voicewatch.web.deps import current_principal, get_engine, get_settings
 from voicewatch.web.errors import ApiError
 from voicewatch.web.page_deps import LoginRequired, staff_page
+from voicewatch.web.pipeline_context import pipeline_context
 from voicewatch.web.security import csrf_ok
 from voicewatch.web.templating import render
 from voicewatch.web.write_gate import write_gate
@@ -50,20 +60,18 @@ def _viewer(request: Request) -> Actor:
 Viewer = Annotated[Actor, Depends(_viewer)]
 
 
+def _window_ms(request: Request) -> int:
+    return get_settings(request).undo_window_minutes * 60_000
+
+
 def _inbox(request: Request, actor: Actor, error: str | None, status: int) -> Response:
-    engine = get_engine(request)
-    drafts = pending_drafts(engine, actor.coach_user_id)
-    names = waiting_names(engine, actor.coach_user_id)
-    rosters = {org: repo.roster(engine, org) for org in {n["organization_id"] for n in names}}
-    for item in names:
-        offered = {c["entity_id"] for c in item["candidates"]}
-        item["others"] = [
-            e
-            for e in rosters[item["organization_id"]]
-            if e.entity_type == "player" and e.entity_id not in offered
-        ]
-    context = {"drafts": drafts, "names": names, "error": error, "actor": actor}
-    return render(request, "inbox.html", context, status)
+    view = inbox_view(
+        get_engine(request),
+        actor.coach_user_id,
+        now=now_ms(),
+        undo_window_ms=_window_ms(request),
+    )
+    return render(request, "inbox.html", {**view, "error": error, "actor": actor}, status)
 
 
 @router.get("/inbox", response_class=HTMLResponse)
@@ -77,7 +85,7 @@ async def _decide(request: Request, actor: Actor, work: Any) -> Response:
     if principal is not None and principal.via == "session" and not await csrf_ok(request):
         raise ApiError(403, "missing or wrong CSRF token")  # a bearer token carries no cookie
     form = await request.form(max_files=0, max_fields=16)
-    pipeline = await run_in_threadpool(_pipeline, request)
+    pipeline = await run_in_threadpool(pipeline_context, request)
     gate = write_gate(request)
     try:
         await run_in_threadpool(lambda: gate.run(lambda: work(pipeline, form), "a decision"))
@@ -106,34 +114,43 @@ async def disambiguation(
     return render(request, "disambiguation.html", view)
 
 
-@router.post("/inbox/drafts/{draft_id}/confirm")
-async def confirm(request: Request, draft_id: str, actor: Viewer) -> Response:
-    return await _decide(
-        request,
-        actor,
-        lambda ctx, form: confirm_draft(
-            ctx, draft_id[: model.ID_MAX_LEN], actor, text=_text(form, "text")
-        ),
-    )
+#: ``(context, actor, item id, form, undo window in ms) -> result``: one per inbox action.
+Work = Callable[[PipelineContext, Actor, str, Any, int], Any]
+
+_ACTIONS: dict[tuple[str, str], Work] = {
+    ("drafts", "confirm"): lambda ctx, actor, item, form, _w: confirm_draft(
+        ctx, item, actor, text=_text(form, "text")
+    ),
+    ("drafts", "reject"): lambda ctx, actor, item, form, _w: reject_draft(
+        ctx, item, actor, reason=_text(form, "reason")
+    ),
+    ("drafts", "undo"): lambda ctx, actor, item, _form, window: undo_auto_apply(
+        ctx, item, actor, window_ms=window
+    ),
+    ("names", "resolve"): lambda ctx, actor, item, form, _w: resolve_waiting_name(
+        ctx, item, actor, entity_id=_text(form, "entity_id")
+    ),
+}
 
 
-@router.post("/inbox/drafts/{draft_id}/reject")
-async def reject(request: Request, draft_id: str, actor: Viewer) -> Response:
-    return await _decide(
-        request,
-        actor,
-        lambda ctx, form: reject_draft(
-            ctx, draft_id[: model.ID_MAX_LEN], actor, reason=_text(form, "reason")
-        ),
-    )
+#: Each kind's id in the path (``/inbox/drafts/{draft_id}/confirm``), as in the coach API.
+_ID_OF = {"drafts": "draft_id", "names": "resolution_id"}
 
 
-@router.post("/inbox/names/{resolution_id}/resolve")
-async def resolve(request: Request, resolution_id: str, actor: Viewer) -> Response:
-    return await _decide(
-        request,
-        actor,
-        lambda ctx, form: resolve_waiting_name(
-            ctx, resolution_id[: model.ID_MAX_LEN], actor, entity_id=_text(form, "entity_id")
-        ),
+def _route(kind: str, action: str) -> Any:
+    """The POST route of one inbox action (``/inbox/{kind}/{id}/{action}``)."""
+    work = _ACTIONS[(kind, action)]
+
+    async def route(request: Request, actor: Viewer) -> Response:
+        item = str(request.path_params[_ID_OF[kind]])[: model.ID_MAX_LEN]
+        window = _window_ms(request)
+        return await _decide(request, actor, lambda ctx, form: work(ctx, actor, item, form, window))
+
+    route.__name__ = f"inbox_{kind}_{action}"
+    return route
+
+
+for _kind, _action in _ACTIONS:
+    router.add_api_route(
+        f"/inbox/{_kind}/{{{_ID_OF[_kind]}}}/{_action}", _route(_kind, _action), methods=["POST"]
     )
