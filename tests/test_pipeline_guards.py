@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
+from guard_pipeline import Clock, clocked_pipeline
 from pipeline_helpers import make_pipeline, run_note
 from services import require_espeak
 from voicewatch import event_queries
@@ -33,8 +33,12 @@ def _types(ctx, artifact_ids: list[str] | None = None) -> list[str]:
 def test_failing_transcriptions_open_the_circuit_and_recovery_closes_it(
     db_url: str, tmp_path: Path
 ) -> None:
+    """The breaker runs on a test clock: with a real one, a 4th call that came more
+    than the cool-down after the 3rd failure (a loaded machine) was let through as the
+    probe and failed ``not_audio`` instead of ``circuit_open``."""
     require_espeak()
-    ctx, driver = make_pipeline(db_url, breaker_failures=3, breaker_cooldown_ms=200)
+    clock = Clock()
+    ctx, driver = clocked_pipeline(db_url, clock, breaker_failures=3, breaker_cooldown_ms=30_000)
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEthis is not really audio")
     failed = []
@@ -46,7 +50,7 @@ def test_failing_transcriptions_open_the_circuit_and_recovery_closes_it(
     assert all(a["status"] == "failed" for a in failed)
     assert failed[3]["error_code"] == "circuit_open"  # the 4th call never reached the recogniser
     assert _types(ctx).count("circuit_breaker_opened") == 1
-    time.sleep(0.3)  # past the cool-down: the next call is the probe
+    clock.advance(30_000)  # past the cool-down: the next call is the probe
     good = audio.synthesize("Sean Murphy hurt his ankle at training", tmp_path / "good.wav")
     artifact_id = _audio_note(ctx, good)
     driver.enqueue("transcription", artifact_id, 0)
