@@ -17,12 +17,11 @@ from sqlalchemy import Connection, select, update
 from voicewatch.model import ArtifactStatus
 from voicewatch.pipeline.audio_store import MAX_AUDIO_BYTES, UploadError, sniff_audio, store_upload
 from voicewatch.pipeline.autoapply import undo_auto_apply
-from voicewatch.pipeline.clubs import roster
+from voicewatch.pipeline.clubs import RecordError, roster
 from voicewatch.pipeline.context import PipelineContext
 from voicewatch.pipeline.decisions import Actor, DecisionError, confirm_draft, reject_draft
 from voicewatch.pipeline.disambiguation import resolve_waiting_name
 from voicewatch.pipeline.intake import submit_note
-from voicewatch.pipeline.repository import RecordError
 from voicewatch.store.tables import voice_note_artifacts
 
 __all__ = [
