@@ -50,7 +50,7 @@ test: $(STAMP) $(ASSETS) services browser
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench scripts
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench scripts
 	$(VENV)/bin/mypy src
 	$(VENV)/bin/lint-imports
 

@@ -73,14 +73,14 @@ def test_above_the_threshold_applied_at_once_with_an_audit_row(pipeline: Any) ->
 def test_an_auto_applied_draft_is_told_as_a_confirmation(pipeline: Any) -> None:
     """Each auto-applied draft is a ``draft_confirmed`` (stage confirmation, new status
     ``auto_applied``, the draft's confidence) after the note's ``drafts_generated``."""
-    from voicewatch import events
+    from voicewatch import event_queries
 
     ctx, _driver = pipeline
     with write_transaction(ctx.engine) as conn:
         set_threshold(conn, "coach_1", "org_clg", 0.05, now_ms())
     drafts = _note(pipeline)
     ctx.monitor.flush(timeout=10)
-    timeline = events.artifact_timeline(ctx.engine, drafts[0]["artifact_id"])
+    timeline = event_queries.artifact_timeline(ctx.engine, drafts[0]["artifact_id"])
     types = [e["event_type"] for e in timeline]
     confirmed = [e for e in timeline if e["event_type"] == "draft_confirmed"]
     assert len(confirmed) == len(drafts) == 2

@@ -16,7 +16,7 @@ from voicewatch.coaching.people import add_coach, import_coaches
 from voicewatch.names import coach_labels, short_name
 from voicewatch.pipeline import clubs
 from voicewatch.pipeline import repository as repo
-from voicewatch.pipeline.repository import RecordError
+from voicewatch.pipeline.clubs import RecordError
 from voicewatch.store import make_engine, read_connection
 from voicewatch.store.tables import users
 
@@ -50,7 +50,7 @@ def test_add_is_idempotent_and_renames(club: Engine) -> None:
 
 
 def test_a_coach_made_by_a_note_gets_named(club: Engine) -> None:
-    repo.ensure_coach(club, "coach_hrc_2", "org_hrc")  # the pipeline's first note
+    clubs.ensure_coach(club, "coach_hrc_2", "org_hrc")  # the pipeline's first note
     assert _coach(club, "coach_hrc_2")["name"] == "coach_hrc_2"  # type: ignore[index]
     assert add_coach(club, "coach_hrc_2", "org_hrc", "Niamh Fitzgerald") == "renamed"
     assert _coach(club, "coach_hrc_2")["name"] == "Niamh Fitzgerald"  # type: ignore[index]
@@ -63,7 +63,7 @@ def test_add_refuses_bad_input(club: Engine) -> None:
         add_coach(club, "c1", "org_hrc", "  ")
     with pytest.raises(RecordError, match="longer than 200"):
         add_coach(club, "c1", "org_hrc", "x" * 201)
-    repo.ensure_coach(club, "c1", "org_hrc")
+    clubs.ensure_coach(club, "c1", "org_hrc")
     with club.begin() as conn:
         conn.execute(users.update().where(users.c.user_id == "c1").values(role="staff"))
     with pytest.raises(RecordError, match="c1 is a staff user, not a coach"):

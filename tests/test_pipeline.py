@@ -128,6 +128,6 @@ def test_an_injected_fault_fails_the_artifact_with_its_events(db_url: str) -> No
 
 def test_unknown_organization_is_refused_clearly(sqlite_url: str) -> None:
     ctx, _driver = make_pipeline(sqlite_url)
-    with pytest.raises(repo.RecordError, match="unknown organization"):
+    with pytest.raises(clubs.RecordError, match="unknown organization"):
         submit_note(ctx, organization_id="org_nope", coach_user_id="c", text="hello")
     ctx.monitor.close()

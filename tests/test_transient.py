@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from conftest import POSTGRES_URL, require_postgres
 from voicewatch import event_queries, tasks, worker
 from voicewatch.config import Settings
+from voicewatch.pipeline import clubs
 from voicewatch.pipeline import repository as repo
 from voicewatch.pipeline.intake import submit_note
 from voicewatch.simulate import seed_demo_clubs
@@ -140,7 +141,7 @@ def test_retrying_waits_out_a_lock_and_stops_at_once_on_other_errors(
         threading.Timer(0.6, release.set).start()
         retrying(write, "add org_y", quick)
     assert len(tries) >= 3  # it really met the lock
-    assert repo.organization_exists(engine, "org_y")
+    assert clubs.organization_exists(engine, "org_y")
     assert "add org_y: transient store error" in caplog.text and "database is locked" in caplog.text
     tries.clear()
     with pytest.raises(IntegrityError):

@@ -18,8 +18,7 @@ from voicewatch import audit
 from voicewatch.config import Settings
 from voicewatch.events import log_events
 from voicewatch.metrics import guards as guard_figures
-from voicewatch.pipeline import breaker, budgets, ratelimit
-from voicewatch.pipeline import repository as repo
+from voicewatch.pipeline import breaker, budgets, clubs, ratelimit
 from voicewatch.pipeline.providers import AI_SERVICES
 from voicewatch.store.tables import PLATFORM
 
@@ -36,7 +35,7 @@ def _budget_view(b: budgets.Budget | None) -> dict[str, Any] | None:
 
 def _known_org(engine: Engine, name: str) -> str:
     scope = guard_figures.scope_of(name)
-    if scope != PLATFORM and not repo.organization_exists(engine, scope):
+    if scope != PLATFORM and not clubs.organization_exists(engine, scope):
         raise LookupError(f"unknown organization: {name}")
     return scope
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, select, update
 
 from voicewatch.clock import now_ms
-from voicewatch.pipeline.repository import RecordError, organization_exists
+from voicewatch.pipeline.clubs import RecordError, organization_exists
 from voicewatch.store import write_transaction
 from voicewatch.store.tables import organizations, users
 

@@ -27,8 +27,8 @@ from sqlalchemy import Connection, func, select, update
 
 from voicewatch.clock import now_ms
 from voicewatch.model import DraftStatus, Stage
+from voicewatch.pipeline.clubs import RecordError
 from voicewatch.pipeline.context import PipelineContext
-from voicewatch.pipeline.repository import RecordError
 from voicewatch.store import write_transaction
 from voicewatch.store.tables import (
     coach_decisions,

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Connection
+
 from voicewatch.clock import now_ms
 from voicewatch.model import ArtifactStatus, Stage
 from voicewatch.pipeline import clubs, outputs
@@ -31,6 +33,26 @@ class Outcome:
     metadata: dict[str, Any]
     #: what follows once the stage's own events are out (the last stage's auto-apply)
     then: Callable[[], Any] | None = None
+
+
+#: The status a finished stage leaves the artifact in, and when a lost claim happened.
+_FINISHED: dict[Stage, tuple[ArtifactStatus, str]] = {
+    Stage.TRANSCRIPTION: (ArtifactStatus.TRANSCRIBED, "while it was transcribed"),
+    Stage.CLAIMS_EXTRACTION: (ArtifactStatus.PROCESSING, "during claims extraction"),
+    Stage.ENTITY_RESOLUTION: (ArtifactStatus.PROCESSING, "during entity resolution"),
+    Stage.DRAFT_GENERATION: (ArtifactStatus.COMPLETED, "during draft generation"),
+}
+
+
+def _finish(conn: Connection, artifact_id: str, attempt: int, stage: Stage) -> None:
+    """Mark ``stage`` done in the transaction that stored its outputs, or roll them back.
+
+    Why: ``finish_stage`` moves only the row this attempt claimed; when it moves none, a
+    retry or a reset took the artifact meanwhile, and the outputs must not stay.
+    """
+    status, during = _FINISHED[stage]
+    if not repo.finish_stage(conn, artifact_id, attempt, stage=stage, status=status.value):
+        raise StageError(f"the artifact changed {during}", "conflict")
 
 
 def _transcription(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Outcome:
@@ -74,14 +96,7 @@ def _save_transcript(
             confidence=transcript.confidence,
             model=transcript.model,
         )
-        if not repo.finish_stage(
-            conn,
-            artifact["artifact_id"],
-            attempt,
-            stage=Stage.TRANSCRIPTION,
-            status=ArtifactStatus.TRANSCRIBED.value,
-        ):
-            raise StageError("the artifact changed while it was transcribed", "conflict")
+        _finish(conn, artifact["artifact_id"], attempt, Stage.TRANSCRIPTION)
 
 
 def _claims(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Outcome:
@@ -112,14 +127,7 @@ def _claims(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Out
     def save() -> None:
         with write_transaction(ctx.engine) as conn:
             outputs.replace_claims(conn, artifact_id, artifact["organization_id"], rows)
-            if not repo.finish_stage(
-                conn,
-                artifact_id,
-                attempt,
-                stage=Stage.CLAIMS_EXTRACTION,
-                status=ArtifactStatus.PROCESSING.value,
-            ):
-                raise StageError("the artifact changed during claims extraction", "conflict")
+            _finish(conn, artifact_id, attempt, Stage.CLAIMS_EXTRACTION)
 
     _in_place(save, artifact_id, attempt, "store the claims")
     confidence = sum(r["extraction_confidence"] for r in rows) / len(rows) if rows else 0.0
@@ -185,14 +193,7 @@ def _resolution(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) ->
             count_alias_uses(
                 conn, artifact["coach_user_id"], artifact["organization_id"], hits.new, now_ms()
             )
-            if not repo.finish_stage(
-                conn,
-                artifact_id,
-                attempt,
-                stage=Stage.ENTITY_RESOLUTION,
-                status=ArtifactStatus.PROCESSING.value,
-            ):
-                raise StageError("the artifact changed during entity resolution", "conflict")
+            _finish(conn, artifact_id, attempt, Stage.ENTITY_RESOLUTION)
 
     _in_place(save, artifact_id, attempt, "store the resolutions")
     # a name the pipeline could not place; one a person placed (kept by a retry) is not
@@ -237,14 +238,7 @@ def _drafts(ctx: PipelineContext, artifact: dict[str, Any], attempt: int) -> Out
             written[:] = outputs.replace_drafts(
                 conn, artifact_id, artifact["organization_id"], drafts
             )
-            if not repo.finish_stage(
-                conn,
-                artifact_id,
-                attempt,
-                stage=Stage.DRAFT_GENERATION,
-                status=ArtifactStatus.COMPLETED.value,
-            ):
-                raise StageError("the artifact changed during draft generation", "conflict")
+            _finish(conn, artifact_id, attempt, Stage.DRAFT_GENERATION)
 
     _in_place(save, artifact_id, attempt, "store the drafts")
     from voicewatch.pipeline.autoapply import apply_above_threshold  # the coach loop

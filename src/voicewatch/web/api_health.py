@@ -13,7 +13,7 @@ from voicewatch.clock import now_ms
 from voicewatch.config import Settings
 from voicewatch.health import check_database, check_queue
 from voicewatch.otlp import figures
-from voicewatch.pipeline.transcriber_choice import transcriber_status
+from voicewatch.pipeline.facade import transcriber_status
 from voicewatch.web.deps import get_engine, get_settings
 from voicewatch.web.responses import HealthBody, error_responses
 
