@@ -80,8 +80,8 @@ def ingest(engine: Engine, prepared: Prepared, store: Store, now_ms: int) -> Out
     for bad in result.rejected:
         key = mapped.event_spans[bad.index]
         problems.setdefault(key, bad.error)
-    fresh = set(result.accepted_ids)
-    _record_calls(engine, mapped, fresh, problems, store, now_ms)
+    if mapped.usages:
+        _record_calls(engine, mapped, set(result.accepted_ids), problems, store, now_ms)
     figures.add_unmapped(engine, mapped.unmapped, now_ms)
     reasons = [*prepared.refused, *problems.values()]
     rejected = len(prepared.refused) + len(problems)
