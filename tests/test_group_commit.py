@@ -14,8 +14,9 @@ from factories import make_event, make_traffic
 from recount import assert_counters_equal_recount, stored_event_ids
 from voicewatch.events import log_events
 from voicewatch.store import make_engine, migrate
+from voicewatch.validation import validate_event
 from voicewatch.web.errors import ApiError
-from voicewatch.web.group_commit import GroupCommit, split_result
+from voicewatch.web.group_commit import GroupCommit, _Job, split_result
 from voicewatch.web.write_gate import WriteGate
 
 
@@ -138,3 +139,20 @@ def test_a_request_that_waits_past_the_busy_timeout_is_withdrawn(tmp_path: Path)
     later = group.store([make_event("artifact_received", 1_767_225_600_001)])
     assert later.accepted == 1
     assert len(stored_event_ids(engine)) == 1  # only the later one
+
+
+def test_checked_rows_keep_their_request_s_indexes_in_a_group(tmp_path: Path) -> None:
+    """A request's ``checked`` indexes (rows valid already) move with its offset in the group."""
+    engine = _sqlite(tmp_path)
+    group = GroupCommit(engine, WriteGate(engine, timeout_s=30))
+    first = _Job([make_event("artifact_received", 1_767_225_600_000), {"event_type": "nope"}])
+    rows = [validate_event(make_event("artifact_received", 1_767_225_600_001 + i)) for i in (0, 1)]
+    second = _Job([make_event("artifact_received", 1_767_225_600_005), *rows], checked={1, 2})
+    group._write([first, second])
+    assert first.error is None and second.error is None
+    assert first.result is not None and second.result is not None
+    assert (first.result.accepted, [r.index for r in first.result.rejected]) == (1, [1])
+    assert (second.result.accepted, second.result.rejected) == (3, [])
+    assert sorted(stored_event_ids(engine)) == sorted(
+        [*first.result.accepted_ids, *second.result.accepted_ids]
+    )

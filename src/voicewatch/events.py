@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -82,15 +82,20 @@ class LogResult:
 
 
 def log_events(
-    engine: Engine, batch: Sequence[Any], *, received_at: int | None = None
+    engine: Engine,
+    batch: Sequence[Any],
+    *,
+    received_at: int | None = None,
+    checked: Collection[int] = (),
 ) -> LogResult:
     """Validate and store a batch of events with their counters, in one transaction.
 
     Invalid items are reported by index and skipped; valid ones land. Events
     whose ``event_id`` is already stored (or repeated in the batch) are counted
-    as duplicates and change nothing.
+    as duplicates and change nothing. ``checked``: indexes of items that are
+    rows valid by construction (see ``validation.validate_batch``).
     """
-    rows, invalid = validate_batch(list(batch))
+    rows, invalid = validate_batch(list(batch), checked)
     result = LogResult(rejected=invalid)
     if not rows:
         return result

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voicewatch import model
-from voicewatch.otlp import genai
+from voicewatch.otlp import genai, rows
 from voicewatch.otlp.spans import STATUS_ERROR, Span
 
 IDENTITY: dict[str, str] = {
@@ -47,6 +47,9 @@ IDENTITY: dict[str, str] = {
     "voice_note_id": "voicewatch.voice_note_id",
 }
 _STAGES = {s.value: s for s in model.Stage}
+#: The processing stages' event types, by the stage's name.
+_KINDS: dict[str, model.StageEvents] = {s.stage.value: s for s in model.PROCESSING_STAGES}
+_IDENTITY_ATTRS = tuple(IDENTITY.items())
 _MAX_DEPTH = 1000
 
 
@@ -69,6 +72,8 @@ class Mapped:
     events: list[dict[str, Any]] = field(default_factory=list)
     #: the span each event came from, by index in ``events``
     event_spans: list[tuple[str, str]] = field(default_factory=list)
+    #: indexes in ``events`` of the rows ``rows.stage_rows`` built (checked already)
+    checked: set[int] = field(default_factory=set)
     usages: list[Usage] = field(default_factory=list)
     #: spans accepted that map to nothing (counted, not errors)
     unmapped: int = 0
@@ -78,7 +83,7 @@ class Mapped:
     rejected: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Context:
     """What a span inherits from its ancestors in the request."""
 
@@ -96,10 +101,12 @@ def _role(span: Span, artifact_above: bool) -> str:
     attrs = span.attributes
     stage = attrs.get("voicewatch.pipeline_stage")
     event_type = attrs.get("voicewatch.event_type")
-    if isinstance(stage, str) and stage in _STAGES and _STAGES[stage] in model.STAGE_EVENTS:
-        completions = model.STAGE_EVENTS[_STAGES[stage]].completed
-        if event_type is None or event_type in completions:
-            return "stage"
+    if (
+        isinstance(stage, str)
+        and stage in _KINDS
+        and (event_type is None or event_type in _KINDS[stage].completed)
+    ):
+        return "stage"
     if event_type is not None:
         return "event"
     if stage == model.Stage.INGESTION.value:
@@ -125,12 +132,13 @@ def _error_fields(span: Span) -> dict[str, Any]:
 
 
 _METADATA_ATTRS = tuple((f"voicewatch.{key}", key) for key in model.METADATA_FIELDS)
+_METADATA_KEYS = frozenset(attr for attr, _ in _METADATA_ATTRS)
 
 
 def _metadata(span: Span) -> dict[str, Any] | None:
     attrs = span.attributes
-    if len(attrs) <= len(IDENTITY) + 2 and not any(a in attrs for a, _ in _METADATA_ATTRS):
-        return None  # the common stage span: identity, stage, no metadata
+    if _METADATA_KEYS.isdisjoint(attrs):
+        return None  # the common stage span: identity, stage, no metadata (checked in C)
     found = {key: attrs[attr] for attr, key in _METADATA_ATTRS if attrs.get(attr) is not None}
     return found or None
 
@@ -138,40 +146,55 @@ def _metadata(span: Span) -> dict[str, Any] | None:
 class _Builder:
     """Collects a request's events in the order they happened."""
 
-    def __init__(self) -> None:
+    def __init__(self, rows: bool) -> None:
         self.out = Mapped()
-        self._pending: list[tuple[tuple[int, int, int, int], tuple[str, str], dict[str, Any]]] = []
+        #: plain stage spans become checked rows (``rows``), not events to validate
+        self.rows = rows
+        #: (time ns, at end, depth order, arrival, is a checked row, span key, event): one
+        #: flat tuple per event, sorted as it is (arrival is unique: comparisons stop there)
+        self._pending: list[tuple[int, int, int, int, bool, tuple[str, str], dict[str, Any]]] = []
 
-    def add(self, span: Span, depth: int, at_end: bool, event: dict[str, Any]) -> dict[str, Any]:
+    def add(
+        self, span: Span, depth: int, at_end: bool, event: dict[str, Any], row: bool = False
+    ) -> dict[str, Any]:
+        """Add ``event`` (or with ``row``, a row from ``rows.stage_rows``)."""
         # Same nanosecond: a parent starts before its child and ends after it.
-        ns = span.end_ns if at_end else span.start_ns
-        order = (ns, int(at_end), -depth if at_end else depth, len(self._pending))
-        self._pending.append((order, span.key, event))
+        pending = self._pending
+        if at_end:
+            pending.append((span.end_ns, 1, -depth, len(pending), row, span.key, event))
+        else:
+            pending.append((span.start_ns, 0, depth, len(pending), row, span.key, event))
         return event
 
     def finish(self) -> Mapped:
         # None values are fine as they are: the validator reads None as "absent".
-        self._pending.sort(key=lambda item: item[0])
-        self.out.events = [event for _, _, event in self._pending]
-        self.out.event_spans = [key for _, key, _ in self._pending]
+        self._pending.sort()
+        self.out.events = [item[6] for item in self._pending]
+        self.out.event_spans = [item[5] for item in self._pending]
+        self.out.checked = {i for i, item in enumerate(self._pending) if item[4]}
         return self.out
 
 
 def _events_of(span: Span, role: str, ctx: _Context, build: _Builder) -> dict[str, Any] | None:
     """Add ``span``'s events; returns its closing event (the carrier of AI cost), if any."""
     start_ms, end_ms = span.start_ns // 1_000_000, span.end_ns // 1_000_000
-    base = {**ctx.identity}
     # The span's start (ms, hex) leads so that ids arrive in about time order and land
     # at one end of the unique index, as the SDK's do; it is the span's own, so a
     # retry of the span gives the same id.
     prefix = f"otlp.{start_ms:011x}.{span.trace_id}.{span.span_id}"
     failed = span.status_code == STATUS_ERROR
+    metadata = _metadata(span)
+    if role == "stage" and not failed and metadata is None and build.rows:
+        closing = _stage_rows(span, ctx, build, prefix)
+        if closing is not None:
+            return closing
+    base = {**ctx.identity}
     timed = {
         "stage_started_at": start_ms,
         "stage_completed_at": end_ms,
         "duration_ms": round((span.end_ns - span.start_ns) / 1_000_000, 3),
         "timestamp": end_ms,
-        "metadata": _metadata(span),
+        "metadata": metadata,
     }
     if role in ("ingestion", "artifact"):
         return _artifact_events(span, role, ctx, build, base, timed, failed)
@@ -227,6 +250,20 @@ def _artifact_events(
         "new_status": kind,
     }
     return build.add(span, ctx.depth, True, closing)
+
+
+def _stage_rows(span: Span, ctx: _Context, build: _Builder, prefix: str) -> dict[str, Any] | None:
+    """A completed stage span's two events as checked rows (``rows``), if it is the plain case."""
+    stage = span.attributes["voicewatch.pipeline_stage"]
+    kinds = _KINDS[stage]
+    completed = span.attributes.get("voicewatch.event_type") or kinds.completed[0]
+    made = rows.stage_rows(
+        ctx.identity, prefix, stage, kinds.started, completed, span.start_ns, span.end_ns
+    )
+    if made is None:
+        return None
+    build.add(span, ctx.depth, False, made[0], True)
+    return build.add(span, ctx.depth, True, made[1], True)
 
 
 def _stage_events(
@@ -295,11 +332,18 @@ def _check_times(span: Span) -> str | None:
     return None
 
 
-def map_spans(spans: list[Span]) -> Mapped:
-    """Map one request's spans (see the module docstring); never raises on span content."""
+def map_spans(spans: list[Span], *, checked_rows: bool = True) -> Mapped:
+    """Map one request's spans (see the module docstring); never raises on span content.
+
+    With ``checked_rows`` (the default) plain completed stage spans give their two
+    events as rows (``rows``; their indexes in ``Mapped.checked``), the same rows
+    ``log_events`` would make of the events given without it. A request with
+    GenAI spans always gets events: their cost is added to a closing event's
+    ``metadata``.
+    """
     by_key = {span.key: span for span in spans}
     contexts: dict[tuple[str, str], _Context] = {}
-    build = _Builder()
+    build = _Builder(checked_rows and not any(span.is_genai for span in spans))
     out = build.out
     calls: list[tuple[Span, _Context]] = []
     for span in spans:
@@ -370,8 +414,15 @@ def _context_of(
 
 def _enter(span: Span, parent: _Context, build: _Builder) -> _Context:
     """A span's own context from its parent's, adding its events to ``build``."""
-    own = {f: span.attributes[a] for f, a in IDENTITY.items() if span.attributes.get(a) is not None}
-    identity = {**parent.identity, **own} if own else parent.identity
+    attrs = span.attributes
+    own: dict[str, Any] = {}
+    for field_name, attr in _IDENTITY_ATTRS:  # a loop: a comprehension would allocate
+        value = attrs.get(attr)
+        if value is not None:
+            own[field_name] = value
+    identity = {**parent.identity, **own} if own and parent.identity else own or parent.identity
+    # Made once and finished below (nothing else holds it yet): the parent's context
+    # is shared by its other children and never changed.
     ctx = _Context(identity, parent.artifact_above, parent.carrier, parent.depth + 1)
     role = _role(span, parent.artifact_above)
     problem = _check_times(span)
@@ -384,7 +435,6 @@ def _enter(span: Span, parent: _Context, build: _Builder) -> _Context:
         closing = _events_of(span, role, ctx, build)
         if closing is not None:
             ctx.carrier = closing
-    carries_artifact = span.attributes.get("voicewatch.artifact_id") is not None
-    return _Context(
-        identity, parent.artifact_above or carries_artifact, ctx.carrier, parent.depth + 1
-    )
+    if attrs.get("voicewatch.artifact_id") is not None:
+        ctx.artifact_above = True
+    return ctx

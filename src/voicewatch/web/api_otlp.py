@@ -23,7 +23,7 @@ from voicewatch.config import Settings
 from voicewatch.otlp import decode as otlp_decode
 from voicewatch.otlp.errors import DecodeError
 from voicewatch.otlp.gunzip import TooLarge
-from voicewatch.otlp.ingest import Outcome, clean_line, ingest
+from voicewatch.otlp.ingest import Outcome, clean_line, ingest, prepare
 from voicewatch.web.body import read_limited
 from voicewatch.web.deps import get_settings, require_ingest
 from voicewatch.web.errors import ApiError, is_disk_full, log
@@ -77,9 +77,9 @@ def _process(request: Request, body: bytes, content_type: str, settings: Setting
     raw = otlp_decode.inflate(
         body, request.headers.get("content-encoding"), settings.otlp_max_decoded_bytes
     )
-    decoded = otlp_decode.decode(raw, content_type)
+    prepared = prepare(otlp_decode.decode(raw, content_type))  # the spans end here
     engine = request.app.state.engine
-    return ingest(engine, decoded, request.app.state.group_commit.store, now_ms())
+    return ingest(engine, prepared, request.app.state.group_commit.store, now_ms())
 
 
 @router.post(

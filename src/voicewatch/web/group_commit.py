@@ -17,7 +17,7 @@ PostgreSQL needs no gate and writes each request on its own.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,7 @@ MAX_GROUP_EVENTS = 5000
 @dataclass(eq=False)  # jobs are told apart by identity, not by their items
 class _Job:
     items: Sequence[Any]
+    checked: Collection[int] = ()  # indexes of items that are rows already (log_events)
     done: threading.Event = field(default_factory=threading.Event)
     result: events.LogResult | None = None
     error: BaseException | None = None
@@ -49,20 +50,25 @@ class GroupCommit:
         self._lock = threading.Lock()
         self._pending: list[_Job] = []
 
-    def store(self, items: Sequence[Any]) -> events.LogResult:
+    def store(self, items: Sequence[Any], checked: Collection[int] = ()) -> events.LogResult:
         """This request's share of a grouped write, tried again after a transient
-        store error (``store.transient``); 503 once the retries are spent."""
+        store error (``store.transient``); 503 once the retries are spent.
+
+        ``checked``: indexes of ``items`` that are rows valid by construction
+        (``events.log_events``)."""
         try:
-            return retrying(lambda: self._store_once(items), "store events", self._gate.policy)
+            return retrying(
+                lambda: self._store_once(items, checked), "store events", self._gate.policy
+            )
         except Exception as exc:
             if is_transient(exc):
                 raise busy() from exc
             raise
 
-    def _store_once(self, items: Sequence[Any]) -> events.LogResult:
+    def _store_once(self, items: Sequence[Any], checked: Collection[int]) -> events.LogResult:
         if not self._gate.serializes:
-            return events.log_events(self._engine, items)
-        job = _Job(items)
+            return events.log_events(self._engine, items, checked=checked)
+        job = _Job(items, checked)
         with self._lock:
             self._pending.append(job)
         try:
@@ -104,8 +110,13 @@ class GroupCommit:
     def _write(self, jobs: list[_Job]) -> None:
         """One transaction for ``jobs``; each gets its share of the result, or the error."""
         combined = [item for job in jobs for item in job.items]
+        checked: set[int] = set()
+        offset = 0
+        for job in jobs:
+            checked.update(offset + index for index in job.checked)
+            offset += len(job.items)
         try:
-            result = events.log_events(self._engine, combined)
+            result = events.log_events(self._engine, combined, checked=checked)
         except Exception as exc:  # every request of the group answers with it
             for job in jobs:
                 job.error = exc
