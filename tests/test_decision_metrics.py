@@ -165,7 +165,7 @@ def test_auto_applied_drafts_in_the_events_and_the_figures(db_url: str) -> None:
     the confirmation rate counts a person's confirms only, and the auto-applied share
     counts them apart (the definitions of ``metrics.decisions``)."""
     from pipeline_helpers import make_pipeline
-    from voicewatch import events
+    from voicewatch import event_queries
     from voicewatch.clock import now_ms
     from voicewatch.pipeline import repository as repo
     from voicewatch.pipeline.autoapply import set_threshold, undo_auto_apply
@@ -195,7 +195,7 @@ def test_auto_applied_drafts_in_the_events_and_the_figures(db_url: str) -> None:
         told = [
             (e["event_type"], e["new_status"])
             for artifact_id in ids
-            for e in events.artifact_timeline(ctx.engine, artifact_id)
+            for e in event_queries.artifact_timeline(ctx.engine, artifact_id)
             if e["pipeline_stage"] == "confirmation"
         ]
         with read_connection(ctx.engine) as conn:
