@@ -280,3 +280,104 @@ def test_undo_an_auto_applied_draft_over_http(world: dict[str, Any]) -> None:
             first
         ]
         assert client.get("/api/v1/coach/applied").json()["items"] == []  # undone
+
+
+def test_another_coachs_name_and_an_expired_or_resolved_one_over_http(
+    world: dict[str, Any],
+) -> None:
+    """A name of another coach answers exactly as an absent one (404); an expired draft
+    and a name resolved twice are 409s that say why."""
+    from sqlalchemy import update
+
+    from voicewatch.store import write_transaction
+    from voicewatch.store.tables import insight_drafts
+
+    with _client(world, "coach_1") as client:
+        (name,) = client.get("/api/v1/coach/names").json()["items"]
+    resolution = name["resolution_id"]
+    with _client(world, "coach_2") as other:
+        theirs = other.post(f"/api/v1/coach/names/{resolution}/resolve", json={"entity_id": None})
+        absent = other.post("/api/v1/coach/names/nope/resolve", json={"entity_id": None})
+    assert theirs.status_code == absent.status_code == 404
+    assert theirs.json()["error"].replace(resolution, "X") == absent.json()["error"].replace(
+        "nope", "X"
+    )
+    with write_transaction(world["server"].engine) as conn:
+        conn.execute(
+            update(insight_drafts)
+            .where(insight_drafts.c.draft_id == world["mine"][0])
+            .values(status="expired")
+        )
+    with _client(world, "coach_1") as client:
+        expired = client.post(f"/api/v1/coach/drafts/{world['mine'][0]}/confirm", json={})
+        assert expired.status_code == 409
+        assert expired.json()["error"] == (
+            f"draft {world['mine'][0]} expired: it can no longer be decided"
+        )
+        body = {"entity_id": SEAN_KELLY}
+        path = f"/api/v1/coach/names/{resolution}/resolve"
+        assert client.post(path, json=body).status_code == 200
+        twice = client.post(path, json=body)
+        assert twice.status_code == 409
+        assert "already resolved (user_resolved by coach_1)" in twice.json()["error"]
+    assert [d["action"] for d in _decisions(world)] == ["user_resolved"]
+
+
+def _coach_session(world: dict[str, Any]) -> tuple[httpx.Client, str]:
+    from voicewatch.coaching.people import set_coach_login
+
+    server: LiveServer = world["server"]
+    set_coach_login(server.engine, "coach_1", "jim@clonmore.test", "hurling is life 2026")
+    client = httpx.Client(base_url=server.url, timeout=20)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert token is not None
+    form = {"email": "jim@clonmore.test", "password": "hurling is life 2026"}
+    form["csrf_token"] = token[1]
+    assert client.post("/login", data=form).headers["location"] == "/inbox"
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/inbox").text)
+    assert csrf is not None
+    return client, csrf[1]
+
+
+def test_every_state_change_of_a_coach_session_needs_csrf(world: dict[str, Any]) -> None:
+    """Each change a signed-in coach can make, through the inbox's forms and through the
+    API, is refused without the session's CSRF token (and with a wrong one), and changes
+    nothing; the staff pages and API stay 403 for the session as for a coach token."""
+    draft = world["mine"][0]
+    client, csrf = _coach_session(world)
+    try:
+        (name,) = client.get("/api/v1/coach/names").json()["items"]
+        changes = [
+            f"drafts/{draft}/confirm",
+            f"drafts/{draft}/reject",
+            f"drafts/{draft}/undo",
+            f"names/{name['resolution_id']}/resolve",
+        ]
+        for change in changes:
+            for sent in ({}, {"csrf_token": "wrong"}):
+                page = client.post(f"/inbox/{change}", data=sent)
+                assert page.status_code == 403, (change, sent)
+            api = client.post(f"/api/v1/coach/{change}", json={})
+            assert api.status_code == 403 and "CSRF" in api.json()["error"], change
+            wrong = client.post(f"/api/v1/coach/{change}", json={}, headers={"X-CSRF-Token": "x"})
+            assert wrong.status_code == 403, change
+        assert _decisions(world) == []
+        html = {"Accept": "text/html"}
+        for path in ("/", "/disambiguation", "/pipeline", "/metrics", "/artifacts"):
+            assert client.get(path, headers=html).status_code == 403, path
+        for path in ("/api/v1/artifacts", "/api/v1/alerts", "/api/v1/metrics/stages"):
+            assert client.get(path).status_code == 403, path
+        ok = client.post(
+            f"/api/v1/coach/drafts/{draft}/reject", json={}, headers={"X-CSRF-Token": csrf}
+        )
+        assert ok.status_code == 200, ok.text  # the token makes the same request pass
+    finally:
+        client.close()
+    assert [(d["action"], d["on_behalf"]) for d in _decisions(world)] == [("rejected", False)]
+
+
+def test_a_coach_token_gets_403_on_the_staff_pages(world: dict[str, Any]) -> None:
+    html = {"Accept": "text/html"}
+    with _client(world, "coach_1") as client:
+        for path in ("/", "/disambiguation", "/pipeline", "/metrics", "/alerts", "/events"):
+            assert client.get(path, headers=html).status_code == 403, path

@@ -227,3 +227,56 @@ def test_calibration_daily_once_idempotent_caught_up_and_recorded(engine: Engine
         (calibration_key(day + DAY_MS + 2 * HOUR_MS), 1.0),
     ]
     assert json.loads(stored[1]["figures"])["bands"]["0.90"] == {"confirmed": 19, "decided": 25}
+
+
+def test_the_coach_jobs_are_periodic_tasks_fired_every_hour() -> None:
+    from datetime import datetime
+
+    from voicewatch import tasks
+
+    def fires(task: object, iso: str) -> bool:
+        return bool(task.task_class().validate_datetime(datetime.fromisoformat(iso)))  # type: ignore[attr-defined]
+
+    assert fires(tasks.expire_drafts_task, "2026-11-23T14:05:00")
+    assert not fires(tasks.expire_drafts_task, "2026-11-23T14:00:00")
+    assert fires(tasks.calibrate_thresholds_task, "2026-11-23T02:00:00")
+    assert fires(tasks.calibrate_thresholds_task, "2026-11-23T03:00:00")  # catch-up runs
+    assert not fires(tasks.calibrate_thresholds_task, "2026-11-23T02:05:00")
+
+
+def test_workers_racing_for_one_slot_do_it_once(pipeline: Any, db_url: str) -> None:
+    """Four workers, each with its own engine, start the same slot of both jobs at once:
+    one does the work, the others find the slot claimed; nothing is done twice."""
+    import threading
+
+    from voicewatch.store import make_engine
+
+    ctx, _driver = pipeline
+    day = 1_796_083_200_000
+    now = day + 2 * HOUR_MS + 5 * MINUTE_MS
+    drafts = _note(pipeline)
+    _age(ctx.engine, [d["draft_id"] for d in drafts], now - 8 * DAY_MS)
+    _decide(ctx.engine, "coach_1", now - DAY_MS, [(0.92, "confirmed")] * 10)
+    engines = [make_engine(db_url) for _ in range(4)]
+    start = threading.Barrier(len(engines))
+    results: dict[str, list[Any]] = {"expire": [], "calibrate": []}
+
+    def work(engine: Engine) -> None:
+        start.wait()
+        results["expire"].append(expire_drafts_job(engine, SETTINGS, now))
+        results["calibrate"].append(calibration_job(engine, SETTINGS, now))
+
+    threads = [threading.Thread(target=work, args=(e,)) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for engine in engines:
+        engine.dispose()
+    assert sorted(results["expire"], key=str) == [2, None, None, None]
+    done = [r for r in results["calibrate"] if r is not None]
+    assert results["calibrate"].count(None) == 3 and len(done[0]) == 1
+    assert done[0][0]["threshold"] == 0.9
+    expired = [a for a in _rows(ctx.engine, coach_decisions) if a["action"] == "expired"]
+    assert len(expired) == 2
+    assert len(_rows(ctx.engine, coach_threshold_changes)) == 1

@@ -153,13 +153,15 @@ def test_another_coach_gets_not_found_and_staff_act_on_behalf(pipeline: Any) -> 
     with pytest.raises(NotFound, match="no draft nope"):
         confirm_draft(ctx, "nope", COACH)  # the same answer as another coach's draft
     assert pending_drafts(ctx.engine, "coach_2") == []
-    result = reject_draft(ctx, draft_id, STAFF, reason="not about the match", now=now_ms())
+    at = now_ms()
+    result = reject_draft(ctx, draft_id, STAFF, reason="not about the match", now=at)
     assert result["on_behalf"] is True
     (row,) = _decisions(ctx)
-    assert (row["decided_by"], row["coach_user_id"], row["on_behalf"]) == (
-        "ops@club.example",
-        "coach_1",
+    assert (row["decided_by"], row["coach_user_id"], row["on_behalf"], row["at_ms"]) == (
+        "ops@club.example",  # who
+        "coach_1",  # for whom
         True,
+        at,  # when
     )
     assert (row["action"], row["text"], row["subject"]) == (
         "rejected",

@@ -85,11 +85,15 @@ def test_the_story_in_the_inbox(browser: object, story: dict[str, Any], tmp_path
     assert insight.player_id == SEAN_KELLY
     assert insight.body == "Sean Kelly: frees <script>x</script>"
     server.app.state.pipeline.monitor.flush(timeout=10)
-    types = [e["event_type"] for e in event_queries.artifact_timeline(server.engine, first)]
-    wanted = ["entity_needs_disambiguation", "draft_generation_started", "drafts_generated"]
-    after = types[types.index(wanted[0]) :]
-    assert after.index("draft_confirmed") > len(after) - 1 - after[::-1].index("drafts_generated")
-    assert types[-1] == "draft_confirmed"
+    timeline = event_queries.artifact_timeline(server.engine, first)
+    types = [e["event_type"] for e in timeline]
+    # the claim's own draft events (ids ``….claim.…``) come after the name waited, in order
+    needs = types.index("entity_needs_disambiguation")
+    late = [i for i, e in enumerate(timeline) if ".claim." in e["event_id"]]
+    assert [types[i] for i in late] == ["draft_generation_started", "drafts_generated"]
+    assert needs < late[0] < late[1] < types.index("draft_confirmed")
+    assert types.count("draft_confirmed") == 1 and types[-1] == "draft_confirmed"
+    assert timeline[-1]["pipeline_stage"] == "confirmation"
 
     second = _note(story, "Sean was sharp at training.")
     assert repo.resolutions_of(server.engine, second)[0]["resolved_entity_id"] == SEAN_KELLY
@@ -261,3 +265,101 @@ def test_undo_an_auto_applied_insight_in_the_inbox(browser: object, story: dict[
         assert refused.status_code == 403
     finally:
         client.close()
+
+
+def test_the_queue_by_organization_with_thresholds_and_their_history(
+    story: dict[str, Any],
+) -> None:
+    """Staff see the coaches' current thresholds and each calibration change with its
+    figures, and may narrow the queue to one organization; the coach sees a name on
+    nobody flagged "not on the roster?" in the inbox."""
+    from test_autoapply import SETTINGS, _decide
+    from voicewatch.coaching.jobs import calibration_job, calibration_key
+
+    server: LiveServer = story["server"]
+    clubs.upsert_organization(server.engine, "org_bb", "Bantry Blues")
+    add_coach(server.engine, "coach_bb", "org_bb", "Órla Keane")
+    _note(story, "Zebedee Quartermaine hurt his knee.")
+    _note(story, "Sean was brilliant on the frees tonight.", coach="coach_2")
+    artifact = submit_note(
+        story["ctx"], organization_id="org_bb", coach_user_id="coach_bb", text="Fiachra was ill."
+    )
+    story["driver"].drain()
+    (fiachra,) = repo.resolutions_of(server.engine, artifact["artifact_id"])
+    assert (fiachra["status"], fiachra["resolved_by"]) == ("unresolved", None)  # waits
+    day = 1_796_083_200_000
+    _decide(server.engine, "coach_1", day - 86_400_000, [(0.92, "confirmed")] * 10)
+    (change,) = calibration_job(server.engine, SETTINGS, day + 2 * 3_600_000)
+    assert change["threshold"] == 0.9
+    html = {"Accept": "text/html", **server.headers()}
+    page = httpx.get(f"{server.url}/disambiguation", headers=html).text
+    rows = re.findall(r'<tr data-resolution-id="[^"]+">(.*?)</tr>', page, re.S)
+    assert [re.search(r"<strong>(.*?)</strong>", r)[1] for r in rows] == [  # type: ignore[index]
+        "Fiachra",  # Bantry Blues before Clonmore GAA; then by coach
+        "Zebedee Quartermaine",
+        "Sean",
+    ]
+    thresholds = page[page.index('id="thresholds"') : page.index('id="threshold-changes"')]
+    assert re.search(r'title="coach_1">J\. Murphy</td><td class="num">0\.90</td>', thresholds)
+    changes = page[page.index('id="threshold-changes"') :]
+    assert re.search(
+        f'<td class="mono">{calibration_key(day + 2 * 3_600_000)}</td>'
+        r'<td title="coach_1">J\. Murphy</td>'
+        r'<td class="num">—</td><td class="num">0\.90</td><td class="small">0\.90: 10/10</td>',
+        changes,
+    ), changes
+    one = httpx.get(f"{server.url}/disambiguation?organization_id=org_bb", headers=html).text
+    assert one.count("<tr data-resolution-id=") == 1 and "Fiachra" in one
+    client, _csrf = _coach_client(server)
+    try:
+        inbox = client.get("/inbox").text
+    finally:
+        client.close()
+    (item,) = re.findall(r'<article class="card inbox-item" data-resolution-id=.*?</article>',
+                         inbox, re.S)  # fmt: skip
+    assert "Zebedee Quartermaine" in item and "not on the roster?" in item
+
+
+HOSTILE_EDIT = '<script>window.__pwned = 1</script>Sean & "Kelly" {{7*7}}'
+HOSTILE_REASON = '<img src=x onerror="window.__pwned = 2"> it\'s wrong</q><b>'
+
+
+def test_hostile_edits_and_reasons_typed_in_the_inbox_are_stored_exactly_and_inert(
+    browser: object, story: dict[str, Any]
+) -> None:
+    """What a coach types into the inbox's forms is stored byte for byte and shown as
+    text on the artifact detail: no element made, no script run."""
+    server: LiveServer = story["server"]
+    note = _note(story, "Aoife Kelly was brilliant on the frees. Jack Walsh was tired.")
+    first, second = (d["draft_id"] for d in repo.drafts_of(server.engine, note))
+    session = BrowserSession(browser, server)
+    try:
+        session.login(COACH_EMAIL, COACH_PASSWORD)
+        page: Any = session.page
+        one = page.locator(f'#pending-drafts [data-draft-id="{first}"]')
+        one.locator("textarea[name=text]").fill(HOSTILE_EDIT)
+        one.get_by_role("button", name="Confirm").click()
+        page.wait_for_load_state()
+        other = page.locator(f'#pending-drafts [data-draft-id="{second}"]')
+        other.locator("input[name=reason]").fill(HOSTILE_REASON)
+        other.get_by_role("button", name="Reject").click()
+        page.wait_for_load_state()
+        assert page.locator("#pending-drafts [data-draft-id]").count() == 0
+    finally:
+        session.close()
+    with read_connection(server.engine) as conn:
+        assert conn.execute(select(voice_note_insights.c.body)).scalar_one() == HOSTILE_EDIT
+    staff = BrowserSession(browser, server)
+    try:
+        staff.login()
+        staff.goto(f"/artifacts/{note}")
+        page = staff.page
+        assert page.locator(".draft-insight").first.inner_text().endswith(HOSTILE_EDIT)
+        reasons = page.locator(".draft-decision q").all_inner_texts()
+        assert HOSTILE_REASON in reasons
+        made = ".draft-decision img, .draft-decision b, .draft-insight script"
+        assert page.locator(made).count() == 0
+        assert page.evaluate("window.__pwned") is None
+        assert staff.console_errors == []
+    finally:
+        staff.close()
