@@ -214,3 +214,30 @@ def test_wrong_content_type_encoding_or_token(server: LiveServer) -> None:
     assert event_queries.artifact_timeline(server.engine, "art_auth") == []
     assert _post(server, body, "application/json").status_code == 200
     assert len(event_queries.artifact_timeline(server.engine, "art_auth")) == 6
+
+
+def test_spans_about_a_pipeline_artifact_are_refused_for_ingest_tokens(server: LiveServer) -> None:
+    """``/api/v1/events``' rule at this door too: only the pipeline (or staff) writes
+    the events of the built-in pipeline's artifacts; other spans of the request land."""
+    from voicewatch.pipeline import clubs
+    from voicewatch.pipeline import repository as repo
+
+    clubs.upsert_organization(server.engine, "org_a", "Club A")
+    ours = repo.create_artifact(
+        server.engine,
+        organization_id="org_a",
+        coach_user_id="coach_a",
+        source_channel="app",
+        text="Sean was late.",
+    )["artifact_id"]
+    answer = _post(server, _request(_proto_span(ours), _proto_span("art_outside")))
+    assert answer.status_code == 200
+    partial = ExportTraceServiceResponse.FromString(answer.content).partial_success
+    assert partial.rejected_spans == 1 and "built-in pipeline" in partial.error_message
+    assert event_queries.artifact_timeline(server.engine, ours) == []
+    assert len(event_queries.artifact_timeline(server.engine, "art_outside")) == 2
+    assert repo.get_artifact(server.engine, ours)["status"] == "received"
+    staff = {**server.headers(), "Content-Type": PROTOBUF}
+    sent = httpx.post(f"{server.url}{URL}", content=_request(_proto_span(ours)), headers=staff)
+    assert sent.status_code == 200
+    assert len(event_queries.artifact_timeline(server.engine, ours)) == 2

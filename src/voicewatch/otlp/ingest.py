@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from voicewatch import events
+from voicewatch.ingest_guard import RESERVED_ERROR, pipeline_artifacts
 from voicewatch.otlp import figures
 from voicewatch.otlp.mapping import Mapped, map_spans
 from voicewatch.otlp.spans import Decoded
@@ -72,9 +73,17 @@ def prepare(decoded: Decoded) -> Prepared:
     )
 
 
-def ingest(engine: Engine, prepared: Prepared, store: Store, now_ms: int) -> Outcome:
-    """Store ``prepared``; never raises for span content (only for the store)."""
+def ingest(
+    engine: Engine, prepared: Prepared, store: Store, now_ms: int, *, guarded: bool = True
+) -> Outcome:
+    """Store ``prepared``; never raises for span content (only for the store).
+
+    ``guarded`` (an ingest token sent it): spans about an artifact of the built-in
+    pipeline are refused, as ``/api/v1/events`` refuses such events (``ingest_guard``).
+    """
     mapped = prepared.mapped
+    if guarded:
+        _refuse_pipeline_artifacts(engine, mapped)
     problems: dict[tuple[str, str], str] = dict(mapped.rejected)
     result = store(mapped.events, mapped.checked) if mapped.events else events.LogResult()
     for bad in result.rejected:
@@ -102,6 +111,33 @@ def ingest(engine: Engine, prepared: Prepared, store: Store, now_ms: int) -> Out
         events_duplicate=result.duplicates,
         unmapped=mapped.unmapped,
     )
+
+
+def _refuse_pipeline_artifacts(engine: Engine, mapped: Mapped) -> None:
+    """Drop the events naming a built-in pipeline artifact, and so their AI usage.
+
+    Their ids start with ``otlp.`` and cannot collide with the pipeline's, but
+    they would still move that artifact's tracked state and counters, which only
+    the pipeline may. One indexed read for the request's distinct artifact ids;
+    the common request names none of ours and changes nothing.
+    """
+    named = {e.get("artifact_id") for e in mapped.events}
+    # ours are short ASCII ids ("art_..."): anything else (a lone surrogate too) is not
+    candidates = {a for a in named if isinstance(a, str) and a.isascii() and 0 < len(a) <= 128}
+    ours = pipeline_artifacts(engine, candidates) if candidates else set()
+    if not ours:
+        return
+    keep: list[int] = []
+    for index, event in enumerate(mapped.events):
+        if event.get("artifact_id") in ours:
+            error = RESERVED_ERROR.format(field="voicewatch.artifact_id")
+            mapped.rejected.setdefault(mapped.event_spans[index], error)
+        else:
+            keep.append(index)
+    moved = {old: new for new, old in enumerate(keep)}
+    mapped.checked = {moved[i] for i in mapped.checked if i in moved}
+    mapped.events = [mapped.events[i] for i in keep]
+    mapped.event_spans = [mapped.event_spans[i] for i in keep]
 
 
 def _record_calls(

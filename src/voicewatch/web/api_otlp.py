@@ -72,14 +72,17 @@ def _error(content_type: str, status: int, message: str, headers: Any = None) ->
     return Response(body, status_code=status, media_type=media_type, headers=headers)
 
 
-def _process(request: Request, body: bytes, content_type: str, settings: Settings) -> Outcome:
+def _process(
+    request: Request, body: bytes, content_type: str, settings: Settings, guarded: bool
+) -> Outcome:
     """Inflate, decode, map and store (in a worker thread: all of it is CPU or I/O)."""
     raw = otlp_decode.inflate(
         body, request.headers.get("content-encoding"), settings.otlp_max_decoded_bytes
     )
     prepared = prepare(otlp_decode.decode(raw, content_type))  # the spans end here
     engine = request.app.state.engine
-    return ingest(engine, prepared, request.app.state.group_commit.store, now_ms())
+    store = request.app.state.group_commit.store
+    return ingest(engine, prepared, store, now_ms(), guarded=guarded)
 
 
 @router.post(
@@ -98,12 +101,14 @@ async def post_traces(request: Request) -> Response:
     content_type = otlp_decode.media_type(request.headers.get("content-type"))
     answer_type = content_type if content_type in otlp_decode.CONTENT_TYPES else otlp_decode.JSON
     try:
-        await require_ingest(request)
+        principal = await require_ingest(request)
         if content_type not in otlp_decode.CONTENT_TYPES:
             raise ApiError(415, "send OTLP as application/x-protobuf or application/json")
         settings = get_settings(request)
         body = await read_limited(request, settings.max_body_bytes)
-        outcome = await run_in_threadpool(_process, request, body, content_type, settings)
+        outcome = await run_in_threadpool(
+            _process, request, body, content_type, settings, not principal.is_staff
+        )
     except ApiError as exc:
         return _error(answer_type, exc.status_code, exc.error, exc.headers)
     except TooLarge as exc:
