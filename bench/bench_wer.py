@@ -293,10 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="print every transcript")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--manifest", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--modes", help=argparse.SUPPRESS)  # with --worker: some modes only
+    # with --worker: some modes only, separated by ";" (mode names hold commas)
+    parser.add_argument("--modes", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.manifest, args.modes.split(",") if args.modes else None)
+        worker(args.worker, args.manifest, args.modes.split(";") if args.modes else None)
         return 0
     if not audio.espeak_available() or not audio.sox_available():
         print("bench_wer: needs espeak-ng and sox (apt-get install espeak-ng sox)",
