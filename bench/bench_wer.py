@@ -25,8 +25,8 @@ process (``--worker``), one after the other, so the RSS figure is its own.
     .venv/bin/python bench/bench_wer.py [--quick | --notes N] [--engines pocketsphinx,whisper]
 
 ``--quick`` takes 4 notes a slice (2 notes: 2.5 minutes on 2 shared cores); the full
-run (36 + 36 + 36 + 24 notes) took 28 minutes for pocketsphinx and 17 for whisper's four
-modes on the shared machine (about 12 and 17 CPU-minutes). Needs espeak-ng, sox and the ``whisper``
+run (36 + 36 + 36 + 24 notes) took about 30 minutes for pocketsphinx and 12 for whisper's
+four modes on the shared machine (2026-12-02). Needs espeak-ng, sox and the ``whisper``
 extra (PyAV encodes the Opus).
 """
 
@@ -293,10 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="print every transcript")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--manifest", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--modes", help=argparse.SUPPRESS)  # with --worker: some modes only
+    # with --worker: some modes only, separated by ";" (mode names hold commas)
+    parser.add_argument("--modes", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.manifest, args.modes.split(",") if args.modes else None)
+        worker(args.worker, args.manifest, args.modes.split(";") if args.modes else None)
         return 0
     if not audio.espeak_available() or not audio.sox_available():
         print("bench_wer: needs espeak-ng and sox (apt-get install espeak-ng sox)",

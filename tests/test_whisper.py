@@ -27,7 +27,13 @@ from voicewatch.pipeline import repository as repo
 from voicewatch.pipeline.model_files import default_model_dir
 from voicewatch.pipeline.transcriber_choice import choose_transcriber, transcriber_status
 from voicewatch.pipeline.transcription import normalize_words
-from voicewatch.pipeline.whisper import LocalWhisperTranscriber, whisper_available
+from voicewatch.pipeline.whisper import (
+    LocalWhisperTranscriber,
+    _without_loops,
+    _Word,
+    first_name_prompt,
+    whisper_available,
+)
 
 TEXT = "Sean Murphy has a hamstring injury and will miss the match on Saturday"
 #: Words a transcript must carry (a loose match: tiny.en may mishear the rest).
@@ -113,6 +119,25 @@ def test_roster_hints_spell_the_names_and_the_guard_keeps_what_the_audio_says(
     assert "murphy" in words
     # names the prompt offered but the note never says are not in the transcript
     assert not {"aoife", "kelly", "walsh", "byrne"} & set(words)
+
+
+def test_the_prompt_holds_each_first_name_once() -> None:
+    # full names made the decoder write "Oscar Dunne" where the coach said "Oscar"
+    assert first_name_prompt(["Liam Carter", "Liam Byrne", " Ava  Reid", ""]) == "Liam, Ava."
+
+
+def _words(text: str, duration: float = 9.0) -> list[str]:
+    words = [_Word(f" {w}", i * 0.3, i * 0.3 + 0.2, 0.9) for i, w in enumerate(text.split())]
+    return [w.text.strip() for w in _without_loops(words, duration)]
+
+
+def test_a_phrase_the_decoder_loops_on_is_kept_once() -> None:
+    looped = "Mason looked tired, I think. you know, you know, you know, you know,"
+    assert _words(looped) == ["Mason", "looked", "tired,", "I", "think.", "you", "know,"]
+    twice = "She is a real captain. She is a real captain. Well done"
+    assert _words(twice) == ["She", "is", "a", "real", "captain.", "Well", "done"]
+    # a word said twice and words past the note's end: the first stays, the second goes
+    assert _words("very very good end end", duration=0.8) == ["very", "very", "good"]
 
 
 def _altered_copy(folder: Path, target: Path, name: str) -> Path:

@@ -7,13 +7,16 @@ worse than Whisper's small models, and a coach's data must not leave the machine
 that ``model_files.verify_model_dir`` has checked file by file, and are loaded from that
 path (faster-whisper downloads only when given a model *name*, never a directory).
 
-Roster names as hints: they go in Whisper's initial prompt, as if said just before the
-note, which makes the decoder spell "Okafor" right, but also lets it put a roster name
-where the audio has none. The guard: faster-whisper's word probabilities come from a
-second, prompt-free alignment pass over the audio, so they say how well the audio
-*alone* supports each word. A roster-name word below ``NAME_MIN_PROBABILITY`` that the
-prompt put there is not kept: the note is decoded again without the prompt and that
-word's time span takes the prompt-free words (``_guard_names``).
+Roster names as hints: their first names go in Whisper's initial prompt, as if said just
+before the note, which makes the decoder spell "Jayden" right, but also lets it put a
+roster name where the audio has none. Only first names, because a prompt that lists full
+names ("Oscar Dunne, Jayden Patel, ...") made the decoder write a list: a surname after
+each first name the coach said, or the prompt's names over and over. The guard:
+faster-whisper's word probabilities come from a second, prompt-free alignment pass over
+the audio, so they say how well the audio *alone* supports each word. A roster-name word
+below ``NAME_MIN_PROBABILITY`` that the prompt put there is not kept: the note is
+decoded again without the prompt and that word's time span takes the prompt-free words
+(``_guard_names``).
 
 Short notes: Whisper's encoder is built for 30-second windows and faster-whisper pads a
 3-second note with 27 s of zeros, so most of a short note's cost is encoding silence.
@@ -39,17 +42,27 @@ from voicewatch.pipeline.transcription import (
 )
 
 #: A roster-name word the prompt suggested is kept only when the audio alone gives it at
-#: least this probability (faster-whisper's prompt-free alignment pass). Tuned on the
-#: benchmark's tuning notes, then checked on the held-out ones (README).
-NAME_MIN_PROBABILITY = 0.05
+#: least this probability (faster-whisper's prompt-free alignment pass). Chosen on the
+#: benchmark's tuning slices only: the smallest that dropped every invented name there
+#: (README, "Word error rate").
+NAME_MIN_PROBABILITY = 0.01
 #: Frames (10 ms each) of zero padding kept after a short note's last frame.
 PAD_KEEP_FRAMES = 100
 #: At most this many prompt-free words replace one guarded name word.
 MAX_REPLACEMENT_WORDS = 3
 #: A word repeated more often than this in a row is the decoder looping.
 MAX_REPEATS = 3
-#: Beam width: 5 is faster-whisper's default and Whisper's paper's setting.
+#: A run of 2 to this many words said twice in a row is the decoder looping on a phrase
+#: ("you know, you know, ...", a whole sentence again): the repeats are dropped.
+MAX_LOOP_WORDS = 12
+#: Beam width: 5 is faster-whisper's default and Whisper's paper's setting (3 and 8 did
+#: no better on the tuning slices).
 BEAM_SIZE = 5
+#: Decoding options chosen on the tuning slices (README). One segment per 30-s window
+#: (no timestamp tokens): with them the decoder ended a segment early and decoded the
+#: rest of the note again, writing a sentence twice. A repetition penalty: with noise
+#: the beam otherwise settles into a loop.
+DECODE_OPTIONS: dict[str, Any] = {"without_timestamps": True, "repetition_penalty": 1.2}
 
 
 def whisper_available() -> bool:
@@ -153,7 +166,7 @@ class LocalWhisperTranscriber:
         samples = np.frombuffer(pcm.samples.tobytes(), dtype=np.int16).astype(np.float32)
         samples /= 32768.0
         names = hint_words(hints) if self.use_hints else {}
-        prompt = ", ".join(h for h in hints if h.strip()) + "." if names else None
+        prompt = first_name_prompt(hints) if names else None
         with self._lock:
             model = self._load_locked()
             try:
@@ -187,6 +200,7 @@ class LocalWhisperTranscriber:
             condition_on_previous_text=False,
             word_timestamps=True,
             vad_filter=False,
+            **DECODE_OPTIONS,
         )
         words: list[_Word] = []
         segments: list[dict[str, Any]] = []
@@ -247,12 +261,27 @@ class LocalWhisperTranscriber:
         return out
 
 
+def first_name_prompt(hints: Sequence[str]) -> str:
+    """The initial prompt for roster ``hints``: each name's first word, once, in order.
+
+    ``["Liam Carter", "Maya Patel"]`` gives ``"Liam, Maya."``.
+    """
+    firsts: list[str] = []
+    for hint in hints:
+        parts = hint.split()
+        if parts and parts[0] not in firsts:
+            firsts.append(parts[0])
+    return ", ".join(firsts) + "."
+
+
 def _without_loops(words: list[_Word], duration: float) -> list[_Word]:
-    """Drop Whisper's two hallucinations that the benchmark met.
+    """Drop Whisper's hallucinations that the benchmark met.
 
     Words that start after the note has ended (decoded from the padding: "end end end
-    ...", "Thank you for watching"), and a word said more than ``MAX_REPEATS`` times in
-    a row (the decoder looping: "if if if ..."), of which ``MAX_REPEATS`` are kept.
+    ...", "Thank you for watching"); a word said more than ``MAX_REPEATS`` times in a
+    row (the decoder looping: "if if if ..."), of which ``MAX_REPEATS`` are kept; and a
+    phrase of 2 to ``MAX_LOOP_WORDS`` words said again straight after itself, of which
+    one is kept (``_without_phrase_loops``).
     """
     out: list[_Word] = []
     run = 0
@@ -263,7 +292,33 @@ def _without_loops(words: list[_Word], duration: float) -> list[_Word]:
         run = run + 1 if same else 1
         if run <= MAX_REPEATS:
             out.append(w)
-    return out
+    return _without_phrase_loops(out)
+
+
+def _without_phrase_loops(words: list[_Word]) -> list[_Word]:
+    """``words`` with each immediate repeat of a 2-to-``MAX_LOOP_WORDS``-word phrase cut.
+
+    Shortest phrases first, one cut at a time, until none is left: "you know, you know,
+    you know" keeps one "you know"; a sentence decoded twice keeps one copy.
+    """
+    kept = list(words)
+    tokens = [_token(w.text) for w in kept]
+    cut = True
+    while cut:
+        cut = False
+        for n in range(2, MAX_LOOP_WORDS + 1):
+            for i in range(len(tokens) - 2 * n + 1):
+                phrase = tokens[i : i + n]
+                if any(phrase) and tokens[i + n : i + 2 * n] == phrase:
+                    end = i + n
+                    while tokens[end : end + n] == phrase:
+                        end += n
+                    del kept[i + n : end], tokens[i + n : end]
+                    cut = True
+                    break
+            if cut:
+                break
+    return kept
 
 
 def _join(words: list[_Word]) -> str:
