@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from voicewatch.pipeline import audio
-from voicewatch.pipeline.transcription import normalize_words, word_errors
+from voicewatch.pipeline.wer import normalize_words, word_errors
 
 #: (voice, words a minute) of the noisy slices, cycled over the notes.
 VOICES = (("en-us+klatt", 175), ("en-us", 160), ("en-gb-x-rp", 190), ("en-us+f3", 150))
@@ -178,7 +178,7 @@ def build_corpus(folder: Path, per_slice: int | None, snr: float) -> list[dict[s
 
 def _recognisers(engine: str) -> dict[str, Any]:
     if engine == "pocketsphinx":
-        from voicewatch.pipeline.transcription import LocalTranscriber
+        from voicewatch.pipeline.pocketsphinx import LocalTranscriber
 
         return {"no hints": LocalTranscriber(use_hints=False), "hints": LocalTranscriber()}
     from voicewatch.pipeline.model_files import default_model_dir

@@ -26,7 +26,7 @@ from voicewatch.pipeline import audio
 from voicewatch.pipeline import repository as repo
 from voicewatch.pipeline.model_files import default_model_dir
 from voicewatch.pipeline.transcriber_choice import choose_transcriber, transcriber_status
-from voicewatch.pipeline.transcription import normalize_words
+from voicewatch.pipeline.wer import normalize_words
 from voicewatch.pipeline.whisper import (
     LocalWhisperTranscriber,
     _without_loops,

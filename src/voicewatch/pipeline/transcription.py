@@ -20,11 +20,6 @@ from typing import Any, Protocol, runtime_checkable
 
 from voicewatch.pipeline.resolution import strip_accents
 
-# Re-exported only for bench/bench_wer.py and tests/test_whisper.py, which issue 15 was
-# editing when the word error rate moved to ``wer``: point them there and drop this line.
-from voicewatch.pipeline.wer import normalize_words as normalize_words
-from voicewatch.pipeline.wer import word_errors as word_errors
-
 #: Ten minutes: longer notes are refused (decoding time grows with length).
 DEFAULT_MAX_DURATION_SECONDS = 600.0
 
