@@ -104,3 +104,32 @@ def test_sqlite_page_size_is_set_and_checkpoints_are_made_off_the_write_path(
     with eng.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA page_size").scalar() == 16384
     eng.dispose()
+
+
+def test_the_wal_starts_over_while_a_writer_keeps_writing(tmp_path: Path) -> None:
+    """A ``PASSIVE`` checkpoint alone never let the WAL start over while a writer kept
+    appending (``bench_pages`` grew a 591 MB store's WAL to 18 GB): SQLite starts it over
+    only when a writer begins after every frame was copied. The checkpointer's
+    ``RESTART`` after the passive copy does, and ``journal_size_limit`` cuts the file back.
+    """
+    from sqlalchemy import text
+
+    from voicewatch.store import make_engine, write_transaction
+    from voicewatch.store.checkpoint import ensure_checkpointer, wal_bytes
+
+    path = tmp_path / "steady.db"
+    threshold = 256 * 1024
+    ensure_checkpointer(str(path), threshold=threshold, poll_s=0.01)
+    eng = make_engine(f"sqlite:///{path}")
+    migrate(eng)
+    with write_transaction(eng) as conn:
+        conn.execute(text("CREATE TABLE filler (b BLOB)"))
+    largest = 0
+    with eng.connect():  # a connection stays open: closing the last one would checkpoint
+        for _ in range(800):  # 800 x 64 KB = 50 MB through the WAL, 200 thresholds
+            with write_transaction(eng) as conn:
+                conn.execute(text("INSERT INTO filler VALUES (randomblob(65536))"))
+            largest = max(largest, wal_bytes(path))
+    eng.dispose()
+    # before: the WAL held all 50 MB; now it starts over (about 7 MB at most, measured)
+    assert largest < 16 * 1024 * 1024, f"the WAL grew to {largest:,} bytes"

@@ -11,6 +11,19 @@ daemon thread of each writing process checkpoints instead, once the WAL has
 grown past ``WAL_CHECKPOINT_BYTES``: ``PASSIVE``, so it never waits for, nor
 blocks, a reader or a writer. Two processes checkpointing at once are
 serialised by SQLite (the second finds nothing left to copy).
+
+A ``PASSIVE`` checkpoint alone never ends a WAL under steady writes: SQLite
+starts the WAL over only when a writer begins after *every* frame was
+copied, and a writer that keeps appending while the copy runs means that
+never happens (``bench_pages`` filling a million events grew a 591 MB store's
+WAL to 18 GB). So when the thread's copy leaves a WAL of a threshold or more,
+it asks this process's next writer to finish the job: right after its
+commit, that writer runs one more ``PASSIVE`` checkpoint on its own
+connection (``finish_in_writer``), which copies only the frames appended
+since the thread's copy, and completes, since nothing of this writer is
+appending then; its next transaction starts the WAL over.
+``journal_size_limit`` (``engine.py``) then cuts the file back to the
+threshold, so the disk holds about one threshold of WAL.
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("voicewatch.checkpoint")
 
@@ -28,6 +42,8 @@ log = logging.getLogger("voicewatch.checkpoint")
 WAL_CHECKPOINT_BYTES = 40 * 1024 * 1024
 #: How often the checkpointer looks at the WAL's size, seconds.
 POLL_S = 0.5
+#: databases whose WAL a writer of this process should finish checkpointing
+_tail_wanted: set[str] = set()
 
 _lock = threading.Lock()
 #: this process's checkpointers: (pid, database) -> (thread, its stop signal)
@@ -42,14 +58,27 @@ def wal_bytes(database: Path) -> int:
         return 0
 
 
-def checkpoint(database: Path) -> tuple[int, int, int]:
-    """One ``PASSIVE`` checkpoint: (busy, WAL frames, frames copied), as SQLite reports."""
+def checkpoint(database: Path) -> tuple[int, int, int, int]:
+    """One ``PASSIVE`` checkpoint: (busy, WAL frames, frames copied) as SQLite reports
+    them, and the page size (a frame's size)."""
     conn = sqlite3.connect(database, timeout=0, isolation_level=None)
     try:
         busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        return int(busy), int(frames), int(copied)
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
     finally:
         conn.close()
+    return int(busy), int(frames), int(copied), int(page)
+
+
+def tail_wanted(database: str) -> bool:
+    """Whether this process's next writer to ``database`` should ``finish_in_writer``."""
+    return database in _tail_wanted
+
+
+def finish_in_writer(database: str, dbapi_connection: Any) -> None:
+    """The writer's share: copy the WAL's last frames, so that its next write starts it over."""
+    _tail_wanted.discard(database)
+    dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 def _watch(database: Path, threshold: int, poll_s: float, stop: threading.Event) -> None:
@@ -62,7 +91,9 @@ def _watch(database: Path, threshold: int, poll_s: float, stop: threading.Event)
             continue
         started = time.perf_counter()
         try:
-            _busy, frames, copied = checkpoint(database)
+            _busy, frames, copied, page = checkpoint(database)
+            if frames * page >= threshold:
+                _tail_wanted.add(str(database))
         except sqlite3.Error as exc:  # e.g. the file was just deleted: look again later
             log.debug("checkpoint of %s failed: %s", database, exc)
             continue

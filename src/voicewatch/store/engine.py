@@ -22,7 +22,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from voicewatch.store import write_stats
-from voicewatch.store.checkpoint import ensure_checkpointer, stop_checkpointer
+from voicewatch.store.checkpoint import (
+    WAL_CHECKPOINT_BYTES,
+    ensure_checkpointer,
+    finish_in_writer,
+    stop_checkpointer,
+    tail_wanted,
+)
 
 #: Page size of new SQLite stores (see ``_configure_sqlite``).
 SQLITE_PAGE_SIZE = 4096
@@ -90,6 +96,8 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         # cache: measured +15% ingest. The checkpoints are made by a thread of
         # their own, not inside some writer's COMMIT (``store.checkpoint``).
         cursor.execute("PRAGMA wal_autocheckpoint=0")
+        # once the WAL starts over, its file is cut back to the threshold (disk bound)
+        cursor.execute(f"PRAGMA journal_size_limit={WAL_CHECKPOINT_BYTES}")
         cursor.execute("PRAGMA cache_size=-65536")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -126,6 +134,9 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
                 write_stats.record(held_ms, _caller())
             else:
                 write_stats.record(held_ms, "")
+            database = engine.url.database
+            if is_sqlite(engine) and database and tail_wanted(database):
+                finish_in_writer(database, conn.connection.driver_connection)
 
 
 def _caller() -> str:
