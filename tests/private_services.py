@@ -22,22 +22,42 @@ from pathlib import Path
 import pytest
 
 from services import unavailable
+from workers import WORKER, worker_number
 
 PG_BIN = Path(os.environ.get("VOICEWATCH_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 
-def free_port(preferred: int | None = None) -> int:
-    """``preferred`` when nothing listens on it, else a port the kernel picks."""
-    if preferred is not None:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", preferred))
-                return preferred
-            except OSError:
-                pass
+def free_port() -> int:
+    """A port the kernel picks (from its ephemeral range): for a server never restarted."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+#: Ports for servers a test stops and starts again on the same port: below the kernel's
+#: ephemeral range (``ip_local_port_range``, 32768-60999 on Linux), one block per xdist
+#: worker. A port the kernel picks is from that range, and while a test's private
+#: PostgreSQL was down for 10 s the other worker's test server was given its port
+#: (bound to port 0): the restart failed with "could not create any TCP/IP sockets".
+RESTARTABLE_BASE = 21_000
+_BLOCK = 400
+_handed_out: set[int] = set()
+
+
+def restartable_port() -> int:
+    """A free loopback port that no socket bound to port 0 can take while its server is down."""
+    start = RESTARTABLE_BASE + _BLOCK * worker_number(WORKER)
+    for port in range(start, start + _BLOCK):
+        if port in _handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {start}-{start + _BLOCK - 1}")
 
 
 def wait_for(predicate: object, timeout: float, interval: float = 0.05) -> bool:
@@ -151,11 +171,11 @@ def make_private_postgres() -> PrivatePostgres:
     if not (PG_BIN / "initdb").exists():
         unavailable(f"PostgreSQL binaries not found in {PG_BIN}")
     root = Path(tempfile.mkdtemp(prefix="voicewatch-pg-"))
-    server = PrivatePostgres(root, free_port(54329))
+    server = PrivatePostgres(root, restartable_port())
     try:
         server.init()
         # A free port is free only when we looked: another test run on the machine
-        # may take it before the postmaster binds it. Then try a port the kernel picks.
+        # may take it before the postmaster binds it. Then try the next one.
         for tries_left in (2, 1, 0):
             try:
                 server.start()
@@ -163,7 +183,7 @@ def make_private_postgres() -> PrivatePostgres:
             except RuntimeError as exc:
                 if tries_left == 0 or "could not create any TCP/IP sockets" not in str(exc):
                     raise
-                server.port = free_port()
+                server.port = restartable_port()
                 server.url = f"postgresql://postgres@127.0.0.1:{server.port}/postgres"
     except (RuntimeError, OSError, subprocess.SubprocessError, LookupError) as exc:
         shutil.rmtree(root, ignore_errors=True)
@@ -235,7 +255,7 @@ class PrivateRedis:
 
 def make_private_redis() -> PrivateRedis:
     root = Path(tempfile.mkdtemp(prefix="voicewatch-redis-"))
-    server = PrivateRedis(root, free_port(63799))
+    server = PrivateRedis(root, restartable_port())
     try:
         server.start()
     except (RuntimeError, OSError) as exc:

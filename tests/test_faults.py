@@ -12,7 +12,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError
 
-from private_services import PrivatePostgres, PrivateRedis
+from private_services import PrivatePostgres, PrivateRedis, restartable_port
 from recount import (
     assert_counters_equal_recount,
     assert_every_check_after_a_fault,
@@ -166,7 +165,7 @@ class Served(NamedTuple):
 def _served_store(db_url: str, tmp_path: Path) -> Served:
     engine = open_store(db_url)
     token = create_token(engine, scope="ingest", name="sdk")
-    port = _free_port()
+    port = restartable_port()
     log = tmp_path / "server.log"
     process = _serve(db_url, port, log)
     return Served(engine, token, f"http://127.0.0.1:{port}", log, process)
@@ -174,7 +173,6 @@ def _served_store(db_url: str, tmp_path: Path) -> Served:
 
 def test_the_server_killed_during_ingest_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     """SIGKILL the server while an SDK streams batches to it; restart it; every event lands once."""
-    import socket
 
     import httpx
     from sqlalchemy import func, select
@@ -187,9 +185,7 @@ def test_the_server_killed_during_ingest_loses_and_duplicates_nothing(tmp_path: 
     db_url = f"sqlite:///{tmp_path / 'srv.db'}"
     engine = open_store(db_url)
     token = create_token(engine, scope="ingest", name="sdk")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = restartable_port()  # restarted on the same port below
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "server.log"
 
@@ -236,12 +232,6 @@ def test_the_server_killed_during_ingest_loses_and_duplicates_nothing(tmp_path: 
 
 
 # --- shared checks: stored once, counters equal a recount, snapshots rebuild the same ---------
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _healthy(url: str) -> bool:
